@@ -1,0 +1,22 @@
+"""letras.core: the plugin API and the pipeline.
+
+For plugin writers: ``hookimpl``, ``option``, the error classes, ``components(kind)`` to
+build another registered component, and the interfaces in ``letras.core.interfaces``.
+For notebooks: ``load_config``, ``train`` and ``load_run``.
+
+Nothing here imports torch; the functions that need it import it when called.
+"""
+
+from .config import PipelineConfig, load_config
+from .errors import ConfigError, LetrasError, PluginError, UsageError
+from .hookspecs import hookimpl
+from .options import option
+from .pipeline import TrainedModel, load_run, train
+from .plugins import components
+from .training import TrainEvent, TrainingRun, resolve_device, split_words
+
+__all__ = [
+    "ConfigError", "LetrasError", "PipelineConfig", "PluginError", "TrainEvent", "TrainedModel",
+    "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
+    "resolve_device", "split_words", "train",
+]

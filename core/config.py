@@ -1,0 +1,323 @@
+"""Pipeline configs: YAML files with one section per component, validated before any work.
+
+A config names a registered component in each section and gives its options::
+
+    name: municipios-lstm
+    seed: 0
+    corpus:    {name: municipios}
+    model:     {name: lstm, hidden_size: 128}
+    trainer:   {name: word-reset, epochs: 20}
+
+Every error names the file, the line and the dotted key. ``KEY=VALUE`` overrides from the
+command line are applied before validation, their values parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from . import options as opts
+from .errors import ConfigError
+from .plugins import components
+from .registry import Component
+
+SECTIONS = ("corpus", "tokenizer", "model", "trainer", "sampler")
+DEFAULTS = {"corpus": "municipios", "tokenizer": "chars", "model": "lstm",
+            "trainer": "word-reset", "sampler": "temperature"}
+TOP_LEVEL = ("name", "seed", "output") + SECTIONS
+DEFAULT_CONFIG = "municipios-lstm"
+
+
+# -- YAML with line numbers ----------------------------------------------------------------
+
+class _Mapping(dict):
+    """A dict that remembers the line of each key in its YAML file."""
+
+    lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    mapping.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, (str, int, float, bool)) or key is None:
+            raise ConfigError(f"a key must be a plain word, got {key!r}", where=f"line {line}")
+        key = str(key)
+        if key in mapping:
+            raise ConfigError(f"key '{key}' appears twice (first on line {mapping.lines[key]})",
+                              where=f"line {line}")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = line
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _plain(value: Any) -> Any:
+    """Line-tracking mappings back to plain dicts (for YAML output and options)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_yaml(text: str, source: str) -> _Mapping:
+    """Parse a config's text; any syntax error names the file and line."""
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(exc.message, where=f"{source}:{exc.where.removeprefix('line ')}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", where=f"{source}{line}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=source) from None
+    if data is None:
+        data = _Mapping()
+        data.lines = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}",
+                          where=source)
+    return data
+
+
+# -- locating configs ----------------------------------------------------------------------
+
+def shipped_configs() -> list[str]:
+    """The names of the configs that ship with letras (`letras run NAME`)."""
+    folder = resources.files("letras.configs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def find_config(spec: str | None) -> tuple[str, str, Path | None]:
+    """(text, shown name, folder for relative paths) of a config given by path or by name."""
+    spec = spec or DEFAULT_CONFIG
+    path = Path(spec)
+    if path.is_file():
+        return _read(path), str(path), path.resolve().parent
+    if path.exists():
+        raise ConfigError("is not a file", where=spec)
+    name = spec[:-5] if spec.endswith(".yaml") else spec
+    if "/" not in name and os.sep not in name and name in shipped_configs():
+        text = resources.files("letras.configs").joinpath(f"{name}.yaml").read_text("utf-8")
+        return text, f"{name}.yaml (shipped)", None
+    close = difflib.get_close_matches(name, shipped_configs(), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"no such file, nor a shipped config of that name ({hint}shipped: "
+                      f"{', '.join(shipped_configs())})", where=spec)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from None
+
+
+# -- the validated config ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Section:
+    """One section of a pipeline: the chosen component and its checked options."""
+
+    kind: str
+    component: Component
+    options: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.component.name, **opts.to_dict(self.options)}
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """A fully validated pipeline, defaults included."""
+
+    name: str
+    seed: int
+    output: str
+    sections: dict[str, Section]
+    source: str = "<config>"
+
+    def __getitem__(self, kind: str) -> Section:
+        return self.sections[kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "seed": self.seed, "output": self.output}
+        for kind in SECTIONS:
+            data[kind] = self.sections[kind].to_dict()
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+class _Where:
+    """Turns a dotted key into 'file:line (key)' or the override that set it."""
+
+    def __init__(self, source: str, data: dict, overrides: dict[str, str]):
+        self.source, self.data, self.overrides = source, data, overrides
+
+    def __call__(self, dotted: str) -> str:
+        for key, text in self.overrides.items():
+            if dotted == key or dotted.startswith(key + "."):
+                return f"command line '{text}'"
+        node, line = self.data, None
+        for part in dotted.split("."):
+            if isinstance(node, dict) and part in node:
+                line = getattr(node, "lines", {}).get(part, line)
+                node = node[part]
+            else:
+                break
+        return f"{self.source}:{line} ({dotted})" if line else f"{self.source} ({dotted})"
+
+
+def apply_overrides(data: dict, overrides: Iterable[str]) -> dict[str, str]:
+    """Apply ``a.b=value`` overrides to ``data`` in place; returns dotted key -> original text."""
+    applied = {}
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"an override must look like KEY=VALUE (model.hidden_size=256), got '{text}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw  # not YAML: take it as the string it is
+        node = data
+        *parents, last = key.split(".")
+        for i, part in enumerate(parents):
+            child = node.get(part)
+            if isinstance(child, str) and i == 0 and part in SECTIONS:
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set '{key}': '{'.'.join(parents[:i + 1])}' is not a mapping",
+                                  where=f"command line '{text}'")
+            node[part] = child
+            node = child
+        node[last] = value
+        applied[key] = text
+    return applied
+
+
+def load_config(spec: str | None = None, overrides: Iterable[str] = ()) -> PipelineConfig:
+    """Read, override and validate a pipeline config; the one entry point for CLI and API."""
+    text, source, folder = find_config(spec)
+    data = parse_yaml(text, source)
+    applied = apply_overrides(data, overrides)
+    default_name = Path(source.split(" ")[0]).stem
+    return validate(data, source=source, folder=folder, overrides=applied, default_name=default_name)
+
+
+def validate(data: dict, *, source: str = "<config>", folder: Path | None = None,
+             overrides: dict[str, str] | None = None, default_name: str = "letras") -> PipelineConfig:
+    """Check a parsed config against the registered components and their options."""
+    where = _Where(source, data, overrides or {})
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise ConfigError(opts.unknown_key_message(key, TOP_LEVEL), where=where(key))
+
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise ConfigError(f"expected a run name without '/', got {name!r}", where=where("name"))
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"expected a whole number ≥ 0, got {seed!r}", where=where("seed"))
+    output = data.get("output", f"runs/{name}")
+    if not isinstance(output, str) or not output.strip():
+        raise ConfigError(f"expected a folder path, got {output!r}", where=where("output"))
+
+    sections = {}
+    for kind in SECTIONS:
+        sections[kind] = _section(kind, data.get(kind), where, folder, overrides or {})
+    return PipelineConfig(name=name, seed=seed, output=output, sections=sections, source=source)
+
+
+def _section(kind: str, raw: Any, where: _Where, folder: Path | None,
+             overrides: dict[str, str]) -> Section:
+    if raw is None:
+        raw = {}
+    if isinstance(raw, str):  # `model: lstm` is short for `model: {name: lstm}`
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"section '{kind}' must be a mapping with a 'name' and options, "
+                          f"got {type(raw).__name__}", where=where(kind))
+    values = _plain(raw)
+    component_name = values.pop("name", DEFAULTS[kind])
+    if not isinstance(component_name, str):
+        raise ConfigError(f"expected a component name, got {component_name!r}", where=where(f"{kind}.name"))
+    try:
+        component = components(kind).get(component_name)
+    except ConfigError:
+        raise
+    except Exception as exc:  # UsageError / PluginError from the registry: add the location
+        raise type(exc)(str(exc), where=where(f"{kind}.name")) from None
+    options = build_options(component, values, f"{kind}", where, folder, overrides)
+    return Section(kind, component, options)
+
+
+def build_options(component: Component, values: dict, prefix: str, where: Any = None,
+                  folder: Path | None = None, overrides: dict[str, str] | None = None) -> Any:
+    """Check ``values`` against a component's options, including the options of any
+    component it names (``cell: mgu`` with ``cell_options: {...}``)."""
+    where = where or (lambda key: key)
+    overrides = overrides or {}
+
+    def resolve_path(key: str, value: str) -> str:
+        dotted = f"{prefix}.{key}"
+        from_file = folder is not None and not any(dotted == k for k in overrides)
+        base = folder if from_file else Path.cwd()
+        return str(Path(os.path.expanduser(value)) if os.path.isabs(os.path.expanduser(value))
+                   else (base / value).resolve())
+
+    values = dict(values)
+    nested: dict[str, Any] = {}
+    for field_name, kind in opts.component_fields(component.options):
+        sub_name = values.get(field_name, _field_default(component.options, field_name))
+        sub_key = f"{field_name}_options"
+        if not isinstance(sub_name, str):
+            continue  # the type check below reports it
+        try:
+            sub = components(kind).get(sub_name)
+        except Exception as exc:
+            raise type(exc)(str(exc), where=where(f"{prefix}.{field_name}")) from None
+        sub_values = values.get(sub_key) or {}
+        if not isinstance(sub_values, dict):
+            raise ConfigError(f"expected a mapping of {kind} options, got {sub_values!r}",
+                              where=where(f"{prefix}.{sub_key}"))
+        nested[sub_key] = opts.to_dict(
+            build_options(sub, sub_values, f"{prefix}.{sub_key}", where, folder, overrides))
+    try:
+        built = opts.build(component.options, values, resolve_path)
+    except opts.OptionError as exc:
+        raise ConfigError(str(exc), where=where(f"{prefix}.{exc.key}" if exc.key else prefix)) from None
+    for key, value in nested.items():
+        setattr(built, key, value)  # the checked, defaults-filled options of the named component
+    return built
+
+
+def _field_default(options_cls: type, name: str) -> Any:
+    for field in dataclasses.fields(options_cls):
+        if field.name == name:
+            return field.default
+    return None

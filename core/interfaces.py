@@ -1,0 +1,97 @@
+"""The interfaces a plugin implements: the reference for plugin writers.
+
+letras never checks these with ``isinstance``; they document what each factory registered
+through a ``register_*`` hook must return. Shapes follow makemore's habit: ``B`` words in a
+batch, ``T`` positions, ``V`` tokens in the vocabulary, ``H`` hidden units.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:  # torch stays out of anything --help touches
+    import torch
+
+    from .training import TrainingRun
+
+
+@runtime_checkable
+class Corpus(Protocol):
+    """A list of words. The factory is called with the corpus options as keyword arguments."""
+
+    def words(self) -> list[str]:
+        """Every word of the corpus, in a fixed order. An empty list is an error."""
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """The vocabulary: words to token ids and back, with one boundary token.
+
+    The boundary token (the notes' ``.``) starts and ends every encoded word, so a model
+    learns to choose the first letter and to stop.
+    """
+
+    boundary_id: int
+    vocab_size: int
+
+    def fit(self, words: Sequence[str]) -> None:
+        """Learn the vocabulary from the training words."""
+
+    def normalize(self, word: str) -> str:
+        """The word as the tokenizer sees it (Unicode NFC, the case policy)."""
+
+    def encode(self, word: str, *, source: str = "") -> list[int]:
+        """Token ids of ``word`` without boundaries; an unknown character is a UsageError
+        naming the character and ``source`` (where the word came from)."""
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``; boundary tokens are left out."""
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the vocabulary, as plain data (saved in checkpoints)."""
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state()`` returned."""
+
+
+class Cell(Protocol):
+    """A recurrent layer with the ``nn.RNN`` sequence interface (batch first).
+
+    Built as ``factory(input_size, hidden_size, num_layers=..., dropout=..., **options)``.
+    ``h0=None`` means a zero state. The state may be a tensor or a tuple of tensors
+    (``nn.LSTM``'s ``(h, c)``); letras only passes it back in.
+    """
+
+    def __call__(self, x: "torch.Tensor", h0: Any = None) -> tuple["torch.Tensor", Any]:
+        """x: (B, T, input_size) -> out: (B, T, hidden_size), hT."""
+
+
+class Model(Protocol):
+    """A generator: token ids in, logits for the next token out.
+
+    Built as ``factory(vocab_size, **options)``; an ``nn.Module``. Calling it with one
+    position at a time and the state it returned must give the same logits as calling it on
+    the whole sequence: samplers and the manual unroll rely on that.
+    """
+
+    def __call__(self, ids: "torch.Tensor", state: Any = None) -> tuple["torch.Tensor", Any]:
+        """ids: (B, T) int64 -> logits: (B, T, V), state after the last position."""
+
+
+class Trainer(Protocol):
+    """Fits a model. Built as ``factory(**options)``."""
+
+    def fit(self, model: Any, words: Sequence[Sequence[int]], run: "TrainingRun") -> None:
+        """Train ``model`` on encoded words (each ``[boundary, ..., boundary]``).
+
+        ``run`` gives the seed, the split, logging, metrics and checkpoints; see
+        ``letras.core.training.TrainingRun``.
+        """
+
+
+class Sampler(Protocol):
+    """Draws new words. Built as ``factory(**options)``."""
+
+    def sample(self, model: Any, tokenizer: Tokenizer, *, seed: int | None = None,
+               device: str = "cpu") -> list[str]:
+        """New words, decoded; the options (count, prefix, ...) were given to the factory."""

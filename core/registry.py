@@ -1,0 +1,118 @@
+"""Registries: what plugins registered, found by bare name or as ``plugin:name``."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from typing import Any, Callable, Iterator
+
+from . import options as opts
+from .errors import PluginError, UsageError
+
+# The kinds of component, with the hook that collects each. A pipeline section exists for
+# every kind but "cell", which a generator model names in its options.
+HOOKS = {
+    "corpus": "register_corpora",
+    "tokenizer": "register_tokenizers",
+    "cell": "register_cells",
+    "model": "register_models",
+    "trainer": "register_trainers",
+    "sampler": "register_samplers",
+}
+PLURALS = {"corpus": "corpora", "tokenizer": "tokenizers", "cell": "cells", "model": "models",
+           "trainer": "trainers", "sampler": "samplers"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One registered component: its name, the plugin that registered it and how to build it."""
+
+    kind: str
+    name: str
+    plugin: str
+    factory: Callable[..., Any] | str
+    options: type | None = None
+    help: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def load_factory(self) -> Callable[..., Any]:
+        """The factory itself, importing a ``"module:attr"`` string on first use."""
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, attr)
+        except Exception as exc:
+            raise PluginError(
+                f"{self.kind} '{self.name}' of plugin '{self.plugin}' cannot be loaded from "
+                f"'{self.factory}': {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def build(self, *args: Any, options: Any = None, **kwargs: Any) -> Any:
+        """Call the factory with ``args``, the options (a dataclass or a mapping) as keyword
+        arguments, and ``kwargs``."""
+        values = dict(options) if isinstance(options, dict) else opts.to_dict(options)
+        return self.load_factory()(*args, **values, **kwargs)
+
+
+class Registry:
+    """The components of one kind. Plugins add to it only through ``register``."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._components: list[Component] = []
+        # name -> reason, for plugins that failed before they could register anything.
+        self.failed_plugins: dict[str, str] = {}
+
+    def register(self, name: str, factory: Callable[..., Any] | str, *, plugin: str,
+                 options: type | None = None, help: str = "") -> None:
+        if not isinstance(name, str) or not name or ":" in name:
+            raise PluginError(f"plugin '{plugin}' registered a {self.kind} with a bad name {name!r}")
+        if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+            raise PluginError(
+                f"plugin '{plugin}' registered {self.kind} '{name}' with factory {factory!r}; "
+                "give a callable or a 'module:attr' string"
+            )
+        if options is not None and not dataclasses.is_dataclass(options):
+            raise PluginError(f"plugin '{plugin}' registered {self.kind} '{name}' with options "
+                              f"that are not a dataclass: {options!r}")
+        if any(c.name == name and c.plugin == plugin for c in self._components):
+            raise PluginError(f"plugin '{plugin}' registered {self.kind} '{name}' twice")
+        self._components.append(Component(self.kind, name, plugin, factory, options, help))
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(sorted(self._components, key=lambda c: (c.name, c.plugin)))
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def names(self) -> list[str]:
+        return sorted({c.name for c in self._components})
+
+    def get(self, name: str) -> Component:
+        """The component called ``name`` (or ``plugin:name``); a clear error if there is none."""
+        plugin, _, bare = name.rpartition(":")
+        matches = [c for c in self._components
+                   if c.name == bare and (not plugin or c.plugin == plugin)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            spellings = " or ".join(f"'{c.qualified_name}'" for c in matches)
+            raise UsageError(f"{self.kind} '{name}' is registered by {len(matches)} plugins; "
+                             f"write {spellings}")
+        if plugin in self.failed_plugins:
+            raise PluginError(f"{self.kind} '{name}' is unavailable: plugin '{plugin}' failed to "
+                              f"load ({self.failed_plugins[plugin]})")
+        known = self.names()
+        close = difflib.get_close_matches(bare, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        failed = ""
+        if self.failed_plugins:
+            failed = "; plugins that failed to load: " + ", ".join(sorted(self.failed_plugins))
+        raise UsageError(f"unknown {self.kind} '{name}' ({hint}available: "
+                         f"{', '.join(known) or 'none'}{failed})")

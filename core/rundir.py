@@ -1,0 +1,127 @@
+"""The run directory: what a training run leaves behind, and reading it back.
+
+    runs/<name>/
+      config.yaml      the fully resolved config, defaults included
+      checkpoint.pt    weights, vocabulary, config, optimizer state, epoch and step
+      metrics.jsonl    one line per epoch (written by the built-in metrics plugin)
+      samples.txt      the words sampled at the end of training
+
+Files are written atomically (a temporary file in the same folder, then a rename), so an
+interrupted write never leaves a damaged checkpoint in place of a good one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import LetrasError, UsageError
+
+CHECKPOINT_FORMAT = "letras.checkpoint"
+CHECKPOINT_VERSION = 1
+FILES = ("config.yaml", "checkpoint.pt", "metrics.jsonl", "samples.txt")
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` through ``write(file)`` so that readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """One run's folder."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_path = property(lambda self: self.path / "samples.txt")
+
+    def prepare(self, *, overwrite: bool = False) -> None:
+        """Create the folder for a new run; refuse to replace a finished one unless asked."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError("exists and is not a folder", where=str(self.path),
+                             hint="choose another output with output=PATH")
+        existing = [name for name in FILES if (self.path / name).exists()]
+        if existing and not overwrite:
+            raise UsageError("already holds a run", where=str(self.path),
+                             hint="pass --overwrite to replace it, or choose another output=PATH")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.path, prefix=".letras-probe-")
+            probe.close()
+        except OSError as exc:
+            raise LetrasError(f"cannot write here: {exc.strerror}", where=str(self.path)) from None
+        for name in existing:
+            (self.path / name).unlink()
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.path / name, lambda f: f.write(text.encode("utf-8")))
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        """Save a checkpoint atomically; tensors are moved to the CPU so it loads anywhere."""
+        import torch
+
+        payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                   **_to_cpu(payload)}
+        atomic_write(self.checkpoint_path, lambda f: torch.save(payload, f))
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        """Read the checkpoint with ``weights_only=True``: no pickled code in it ever runs."""
+        import pickle
+
+        import torch
+
+        path = self.checkpoint_path
+        if not self.path.is_dir():
+            raise UsageError("no such run folder", where=str(self.path))
+        if not path.is_file():
+            raise UsageError("holds no checkpoint.pt", where=str(self.path),
+                             hint="train first with `letras run`")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+            raise LetrasError(f"refused to load: the file holds more than weights ({first})",
+                              where=str(path)) from None
+        except Exception as exc:  # truncated zip, random bytes, an empty file ...
+            raise LetrasError(f"damaged or not a letras checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})",
+                              where=str(path)) from None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise LetrasError("not a letras checkpoint", where=str(path))
+        if data.get("format_version", 0) > CHECKPOINT_VERSION:
+            raise LetrasError(f"written by a newer letras (checkpoint format "
+                              f"{data['format_version']}); upgrade letras", where=str(path))
+        return data
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _to_cpu(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value

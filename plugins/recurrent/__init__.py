@@ -1,0 +1,51 @@
+"""Built-in recurrent cells (rnn, lstm) and the generators around them.
+
+The generator is the notes' ``GeneradorCiudades`` made general: embedding (or the notes'
+one-hot input) -> recurrent cell -> linear head over the vocabulary. ``rnn`` and ``lstm``
+are generators with those cells; ``generator`` takes any registered cell by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from letras.core import hookimpl, option
+
+
+@dataclass
+class RNNCellOptions:
+    nonlinearity: Literal["tanh", "relu"] = option("tanh", help="the activation of nn.RNN")
+
+
+@dataclass
+class RecurrentOptions:
+    hidden_size: int = option(128, min=1, help="units in the hidden state")
+    embedding_dim: int = option(32, min=0, help="size of the letter embedding; 0 = one-hot input as in the notes")
+    num_layers: int = option(1, min=1, help="stacked recurrent layers")
+    dropout: float = option(0.0, min=0.0, max=1.0, max_exclusive=True,
+                            help="dropout on the cell's output and between layers")
+
+
+@dataclass
+class GeneratorOptions(RecurrentOptions):
+    cell: str = option("lstm", component="cell", help="any registered cell (see `letras list cell`)")
+    cell_options: dict[str, Any] = option(default_factory=dict, help="options of that cell")
+
+
+@hookimpl
+def register_cells(register):
+    register("rnn", "letras.plugins.recurrent.cells:rnn", options=RNNCellOptions,
+             help="Elman RNN, h = tanh(W_ih x + W_hh h) (fused nn.RNN)")
+    register("lstm", "letras.plugins.recurrent.cells:lstm",
+             help="Long short-term memory (fused nn.LSTM)")
+
+
+@hookimpl
+def register_models(register):
+    register("rnn", "letras.plugins.recurrent.generator:rnn_generator", options=RecurrentOptions,
+             help="Generator with an rnn cell: the notes' GeneradorCiudades")
+    register("lstm", "letras.plugins.recurrent.generator:lstm_generator", options=RecurrentOptions,
+             help="Generator with an lstm cell")
+    register("generator", "letras.plugins.recurrent.generator:Generator", options=GeneratorOptions,
+             help="Generator around any registered cell (model.cell)")

@@ -1,0 +1,50 @@
+"""The generator: letters in, next-letter logits out, through any recurrent cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from letras.core import components
+
+BUILTIN = "letras.plugins.recurrent"
+
+
+class Generator(nn.Module):
+    """Embedding (or one-hot) -> cell -> dropout -> linear head.
+
+    Reading a whole word at once and reading it letter by letter, carrying the state,
+    give the same logits: the cell is the only place where positions meet.
+    """
+
+    def __init__(self, vocab_size: int, *, cell: str = "lstm", cell_options: dict[str, Any] | None = None,
+                 hidden_size: int = 128, embedding_dim: int = 32, num_layers: int = 1,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
+        input_size = embedding_dim or vocab_size  # one-hot input, as in the notes
+        self.cell = components("cell").get(cell).build(
+            input_size, hidden_size, num_layers=num_layers, dropout=dropout, options=cell_options)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if self.embedding is None:
+            x = F.one_hot(ids, self.vocab_size).float()  # (B, T, V)
+        else:
+            x = self.embedding(ids)  # (B, T, E)
+        out, state = self.cell(x, state)  # (B, T, H)
+        logits = self.head(self.dropout(out))  # (B, T, V)
+        return logits, state
+
+
+def rnn_generator(vocab_size: int, **options: Any) -> Generator:
+    return Generator(vocab_size, cell=f"{BUILTIN}:rnn", **options)
+
+
+def lstm_generator(vocab_size: int, **options: Any) -> Generator:
+    return Generator(vocab_size, cell=f"{BUILTIN}:lstm", **options)

@@ -1,0 +1,34 @@
+"""Built-in samplers: temperature (with top-k) and greedy.
+
+All the words of a batch advance together, one letter per recurrent call, carrying the
+hidden state; a prefix is read once. A word ends when the model predicts the boundary token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from letras.core import hookimpl, option
+
+
+@dataclass
+class GreedyOptions:
+    count: int = option(20, min=1, help="how many words to draw")
+    max_length: int = option(50, min=1, help="longest word, prefix included")
+    prefix: str = option("", help="every word starts with these letters")
+
+
+@dataclass
+class TemperatureOptions(GreedyOptions):
+    temperature: float = option(1.0, min=0.0, min_exclusive=True,
+                                help="below 1: safer, more typical words; above 1: wilder ones")
+    top_k: Optional[int] = option(None, min=1, help="draw only from the k likeliest letters; null = all")
+
+
+@hookimpl
+def register_samplers(register):
+    register("temperature", "letras.plugins.samplers.sampling:TemperatureSampler",
+             options=TemperatureOptions, help="Draw each letter from the softmax of logits / temperature")
+    register("greedy", "letras.plugins.samplers.sampling:GreedySampler", options=GreedyOptions,
+             help="Always take the likeliest letter")

@@ -1,0 +1,51 @@
+"""The word-reset trainer: every word starts from a zero hidden state.
+
+The notes reset the memory for each city ("hay que inicializar la memoria en cada palabra
+nueva") and feed the letters one at a time. This trainer keeps that rule and, by default,
+puts many words of similar length through one fused recurrent call, masking the padding so
+it never counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from letras.core import hookimpl, option
+
+
+@dataclass
+class WordResetOptions:
+    epochs: int = option(20, min=1, help="passes over the training words")
+    batch_size: int = option(128, min=1, help="words per optimizer step")
+    lr: float = option(0.003, min=0.0, min_exclusive=True, help="learning rate")
+    optimizer: Literal["adam", "adamw"] = option("adam", help="the optimizer")
+    weight_decay: float = option(0.0, min=0.0, help="weight decay (decoupled with adamw)")
+    grad_clip: Optional[float] = option(None, min=0.0, min_exclusive=True,
+                                        help="clip the gradient norm to this value; null = no clipping")
+    schedule: Literal["constant", "cosine"] = option(
+        "constant", help="learning rate schedule: constant, or cosine decay to lr/100")
+    warmup_steps: int = option(0, min=0, help="steps of linear learning-rate warm-up")
+    val_fraction: float = option(0.1, min=0.0, max=1.0, max_exclusive=True,
+                                 help="share of the words held out for validation (seeded split)")
+    max_seconds: Optional[float] = option(None, min=0.0, min_exclusive=True,
+                                          help="time budget: training ends cleanly after it")
+    device: str = option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    log_every: int = option(50, min=1, help="steps between progress updates (each reads the loss back)")
+    unroll: Literal["fused", "manual"] = option(
+        "fused", help="fused: one recurrent call per batch; manual: one letter at a time, as in the notes")
+    reduction: Literal["mean", "sum"] = option(
+        "mean", help="loss per step: mean over letters, or the notes' sum over letters")
+    group_by_length: bool = option(True, help="batch words of similar length together (less padding)")
+
+    def __post_init__(self):
+        if self.device != "auto" and not (self.device == "cpu" or self.device == "cuda"
+                                          or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@hookimpl
+def register_trainers(register):
+    register("word-reset", "letras.plugins.word_reset.trainer:WordResetTrainer",
+             options=WordResetOptions,
+             help="Per-word hidden-reset trainer: many words per fused call, padding masked")
