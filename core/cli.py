@@ -35,7 +35,29 @@ def _debug() -> bool:
 
 
 class LetrasGroup(click.Group):
-    """Turns letras errors (and surprises) into one line and an exit code."""
+    """Turns letras errors (and surprises) into one line and an exit code, and adds the
+    commands plugins register the first time the command list is needed."""
+
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        try:
+            get_host().add_commands(self)
+        except LetrasError as exc:  # LETRAS_PLUGIN_ERRORS=raise and a plugin failed
+            if _debug():
+                raise
+            raise _Failure(str(exc), exc.exit_code) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -224,13 +246,6 @@ def plugins(as_json: bool) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: load plugins, let them add commands, run the CLI."""
-    warnings.showwarning = _show_warning
-    try:
-        get_host().add_commands(cli)
-    except LetrasError as exc:  # LETRAS_PLUGIN_ERRORS=raise and a plugin failed
-        if os.environ.get("LETRAS_DEBUG", "") not in ("", "0") or "--debug" in sys.argv:
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    """Console-script entry point."""
+    warnings.showwarning = _show_warning  # plugin warnings as one line on stderr
     cli(prog_name="letras")

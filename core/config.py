@@ -24,7 +24,7 @@ from typing import Any, Iterable
 import yaml
 
 from . import options as opts
-from .errors import ConfigError
+from .errors import ConfigError, LetrasError, UsageError
 from .plugins import components
 from .registry import Component
 
@@ -268,10 +268,8 @@ def _section(kind: str, raw: Any, where: _Where, folder: Path | None,
         raise ConfigError(f"expected a component name, got {component_name!r}", where=where(f"{kind}.name"))
     try:
         component = components(kind).get(component_name)
-    except ConfigError:
-        raise
-    except Exception as exc:  # UsageError / PluginError from the registry: add the location
-        raise type(exc)(str(exc), where=where(f"{kind}.name")) from None
+    except LetrasError as exc:
+        raise _located(exc, where(f"{kind}.name")) from None
     options = build_options(component, values, f"{kind}", where, folder, overrides)
     return Section(kind, component, options)
 
@@ -299,8 +297,8 @@ def build_options(component: Component, values: dict, prefix: str, where: Any = 
             continue  # the type check below reports it
         try:
             sub = components(kind).get(sub_name)
-        except Exception as exc:
-            raise type(exc)(str(exc), where=where(f"{prefix}.{field_name}")) from None
+        except LetrasError as exc:
+            raise _located(exc, where(f"{prefix}.{field_name}")) from None
         sub_values = values.get(sub_key) or {}
         if not isinstance(sub_values, dict):
             raise ConfigError(f"expected a mapping of {kind} options, got {sub_values!r}",
@@ -314,6 +312,12 @@ def build_options(component: Component, values: dict, prefix: str, where: Any = 
     for key, value in nested.items():
         setattr(built, key, value)  # the checked, defaults-filled options of the named component
     return built
+
+
+def _located(exc: LetrasError, where: str) -> LetrasError:
+    """The registry's error with the config location in front (a usage error stays one)."""
+    cls = ConfigError if isinstance(exc, UsageError) else type(exc)
+    return cls(str(exc), where=where)
 
 
 def _field_default(options_cls: type, name: str) -> Any:

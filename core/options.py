@@ -202,7 +202,7 @@ def build(options_cls: type | None, values: typing.Mapping[str, Any],
     for name, field in fields.items():
         if name not in values:
             if field.default is _MISSING and field.default_factory is _MISSING:
-                raise OptionError(name, "required option is missing")
+                raise OptionError(name, "required option is missing (add it to the config or pass it as KEY=VALUE)")
             continue
         value = check_value(name, values[name], hints[name])
         check_bounds(name, value, field.metadata)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,15 +94,19 @@ class RunDir:
         if not path.is_file():
             raise UsageError("holds no checkpoint.pt", where=str(self.path),
                              hint="train first with `letras run`")
+        if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+            raise LetrasError("damaged or not a letras checkpoint (not a torch.save archive)",
+                              where=str(path))
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-            raise LetrasError(f"refused to load: the file holds more than weights ({first})",
-                              where=str(path)) from None
-        except Exception as exc:  # truncated zip, random bytes, an empty file ...
-            raise LetrasError(f"damaged or not a letras checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})",
+            lines = [line for line in str(exc).splitlines() if "global" in line.lower()]
+            detail = lines[0].strip() if lines else "it is not plain weights"
+            raise LetrasError(f"refused to load: the file carries pickled code, and nothing in it "
+                              f"was run ({detail})", where=str(path)) from None
+        except Exception as exc:  # a truncated archive, a damaged record ...
+            first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            raise LetrasError(f"damaged or not a letras checkpoint ({type(exc).__name__}: {first})",
                               where=str(path)) from None
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise LetrasError("not a letras checkpoint", where=str(path))
@@ -110,10 +114,6 @@ class RunDir:
             raise LetrasError(f"written by a newer letras (checkpoint format "
                               f"{data['format_version']}); upgrade letras", where=str(path))
         return data
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
 
 def _to_cpu(value: Any) -> Any:
     import torch

@@ -87,6 +87,7 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
         self._last = 0.0
+        self._last_line = float("-inf")
 
     def step(self, step: int, total: int | None, epoch: int, loss: float | None) -> None:
         if self.quiet:
@@ -107,9 +108,14 @@ class Progress:
             self.stream.write(f"step {step}{of} epoch {epoch} {loss_text}\n")
         self.stream.flush()
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, *, force: bool = True) -> None:
+        """Print a line; with ``force=False`` only if none came in the last ``interval`` seconds."""
         if self.quiet:
             return
+        now = time.monotonic()
+        if not force and now - self._last_line < self.interval:
+            return
+        self._last_line = now
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write(text + "\n")
@@ -153,7 +159,7 @@ class TrainingRun:
         self.history.append(dict(metrics))
         epoch, step = metrics.get("epoch", 0), metrics.get("step", 0)
         self._emit(TrainEvent("epoch_end", self.run_dir, epoch, step, dict(metrics)))
-        self.progress.line(_format_metrics(metrics))
+        self.progress.line(_format_metrics(metrics), force=False)
         if self._save is not None:
             self._save({"model": model.state_dict(), **state, "metrics": dict(metrics)})
             self.checkpoints += 1

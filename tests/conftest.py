@@ -1,0 +1,66 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from letras.core.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A pipeline small enough to train in a second or two.
+TINY = """
+name: tiny
+seed: 0
+corpus:    {name: ciudades}
+tokenizer: {name: chars}
+model:     {name: lstm, hidden_size: 32, embedding_dim: 8}
+trainer:   {name: word-reset, epochs: 3, batch_size: 5, lr: 0.01, val_fraction: 0.2, device: cpu}
+sampler:   {name: temperature, count: 5}
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a YAML config into tmp_path and return its path."""
+
+    def write(text: str = TINY, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    """Run the CLI in-process (click's runner) from tmp_path; stdout and stderr kept apart."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+    return run
+
+
+def run_letras(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
+    """Run the installed `letras` command in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("LETRAS_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "letras.core", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny run folder trained once for the tests that only read it."""
+    from letras.core import load_config, train
+
+    folder = tmp_path_factory.mktemp("trained")
+    config = load_config(str(ROOT / "configs" / "ciudades-lstm.yaml"),
+                         [f"output={folder / 'run'}", "trainer.epochs=150", "trainer.device=cpu"])
+    train(config)
+    return folder / "run"
