@@ -89,18 +89,26 @@ def train(config: cfg.PipelineConfig, *, overwrite: bool = False,
     words, tokenizer, encoded = prepare(config)
     run_dir = RunDir(config.output)
     run_dir.prepare(overwrite=overwrite)
-    run_dir.write_text("config.yaml", config.to_yaml())
 
     seed_everything(config.seed)
     model = build_model(config, tokenizer.vocab_size)
-    host = get_host()
     header = {"letras_version": letras_version(), "plugins": plugin_versions(),
               "config": config.to_dict(), "tokenizer": tokenizer.state()}
-    run = TrainingRun(seed=config.seed, save=lambda state: run_dir.save_checkpoint({**header, **state}),
-                      emit=host.emit, progress=progress, run_dir=str(run_dir.path))
+
+    def save(state: dict[str, Any]) -> None:
+        if run.checkpoints == 0:
+            run_dir.begin(config.to_yaml())
+        run_dir.save_checkpoint({**header, **state})
+
+    run = TrainingRun(seed=config.seed, save=save, emit=get_host().emit, progress=progress,
+                      run_dir=str(run_dir.path))
     section = config["trainer"]
-    trainer = section.component.build(options=section.options)
-    trainer.fit(model, encoded, run)
+    try:
+        trainer = section.component.build(options=section.options)
+        trainer.fit(model, encoded, run)
+    finally:
+        if run.checkpoints == 0:
+            run_dir.abandon()
     if run.checkpoints == 0:
         raise LetrasError(f"trainer '{section.component.name}' finished without saving a checkpoint")
     run.finish()

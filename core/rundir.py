@@ -52,22 +52,39 @@ class RunDir:
     samples_path = property(lambda self: self.path / "samples.txt")
 
     def prepare(self, *, overwrite: bool = False) -> None:
-        """Create the folder for a new run; refuse to replace a finished one unless asked."""
+        """Check, before any training, that a new run can be written here.
+
+        A finished run is never replaced unless ``overwrite``; even then its files stay
+        until the new run saves its first checkpoint (``begin``).
+        """
         if self.path.exists() and not self.path.is_dir():
             raise UsageError("exists and is not a folder", where=str(self.path),
                              hint="choose another output with output=PATH")
-        existing = [name for name in FILES if (self.path / name).exists()]
-        if existing and not overwrite:
+        self._replace = [name for name in FILES if (self.path / name).exists()]
+        if self._replace and not overwrite:
             raise UsageError("already holds a run", where=str(self.path),
                              hint="pass --overwrite to replace it, or choose another output=PATH")
+        self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.path, prefix=".letras-probe-")
-            probe.close()
+            tempfile.NamedTemporaryFile(dir=self.path, prefix=".letras-probe-").close()
         except OSError as exc:
             raise LetrasError(f"cannot write here: {exc.strerror}", where=str(self.path)) from None
-        for name in existing:
-            (self.path / name).unlink()
+
+    def begin(self, config_yaml: str) -> None:
+        """The new run has something to keep: remove the run it replaces, write config.yaml."""
+        for name in getattr(self, "_replace", []):
+            (self.path / name).unlink(missing_ok=True)
+        self._replace = []
+        self.write_text("config.yaml", config_yaml)
+
+    def abandon(self) -> None:
+        """Training failed before saving anything: remove the folder if this run created it."""
+        if getattr(self, "_created", False):
+            try:
+                self.path.rmdir()  # only if empty: never removes anything a user put there
+            except OSError:
+                pass
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, lambda f: f.write(text.encode("utf-8")))

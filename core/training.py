@@ -158,11 +158,13 @@ class TrainingRun:
                                  hint="lower the learning rate (trainer.lr) or set trainer.grad_clip")
         self.history.append(dict(metrics))
         epoch, step = metrics.get("epoch", 0), metrics.get("step", 0)
-        self._emit(TrainEvent("epoch_end", self.run_dir, epoch, step, dict(metrics)))
         self.progress.line(_format_metrics(metrics), force=False)
+        # The checkpoint first: the first save is where a replaced run's files go away.
         if self._save is not None:
             self._save({"model": model.state_dict(), **state, "metrics": dict(metrics)})
             self.checkpoints += 1
+        self._emit(TrainEvent("epoch_end", self.run_dir, epoch, step, dict(metrics)))
+        if self._save is not None:
             self._emit(TrainEvent("checkpoint_saved", self.run_dir, epoch, step, dict(metrics)))
 
     def finish(self) -> None:

@@ -38,7 +38,7 @@ def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.
     words = []
     for row in drawn.tolist():
         end = row.index(boundary) if boundary in row else len(row)
-        words.append(prefix + tokenizer.decode(row[:end]))
+        words.append(tokenizer.normalize(prefix) + tokenizer.decode(row[:end]))
     return words
 
 

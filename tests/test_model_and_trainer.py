@@ -1,0 +1,143 @@
+import math
+
+import pytest
+import torch
+
+from letras.core import TrainingRun, components
+from letras.plugins.chars import CharVocabulary
+from letras.plugins.corpora import CIUDADES
+from letras.plugins.word_reset.trainer import WordBatches, WordResetTrainer, evaluate, loss_sum
+
+
+def encoded_cities():
+    vocab = CharVocabulary()
+    vocab.fit(CIUDADES)
+    return vocab, [[0, *vocab.encode(w), 0] for w in CIUDADES]
+
+
+def build(name: str, vocab_size: int, **options):
+    torch.manual_seed(0)
+    return components("model").get(name).build(vocab_size, options=options)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("rnn", {"embedding_dim": 0, "hidden_size": 16}),
+    ("lstm", {"embedding_dim": 8, "hidden_size": 16}),
+    ("lstm", {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2}),
+    ("generator", {"cell": "rnn", "cell_options": {"nonlinearity": "relu"}, "hidden_size": 8}),
+])
+def test_reading_letter_by_letter_equals_reading_the_whole_word(name, options):
+    model = build(name, 10, **options).eval()
+    ids = torch.randint(0, 10, (3, 7))
+    whole, _ = model(ids)  # (B, T, V)
+    state, steps = None, []
+    for t in range(7):
+        logits, state = model(ids[:, t:t + 1], state)
+        steps.append(logits)
+    assert whole.shape == (3, 7, 10)
+    torch.testing.assert_close(torch.cat(steps, 1), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_one_hot_input_as_in_the_notes():
+    model = build("rnn", 12, embedding_dim=0, hidden_size=128)
+    assert model.embedding is None
+    assert model.cell.input_size == 12 and model.cell.hidden_size == 128
+    assert isinstance(model.cell, torch.nn.RNN)
+
+
+def test_manual_and_fused_unroll_give_the_same_loss_and_gradients():
+    vocab, words = encoded_cities()
+    batch = WordBatches(words, torch.device("cpu"))
+    inputs, targets, n = next(batch.batches(15, group_by_length=False))
+    for name in ("rnn", "lstm"):
+        fused_model = build(name, vocab.vocab_size, hidden_size=32)
+        manual_model = build(name, vocab.vocab_size, hidden_size=32)
+        fused = loss_sum(fused_model, inputs, targets, manual=False)
+        manual = loss_sum(manual_model, inputs, targets, manual=True)
+        fused.backward()
+        manual.backward()
+        torch.testing.assert_close(manual, fused)
+        for (pname, p), q in zip(fused_model.named_parameters(), manual_model.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=pname)
+
+
+def test_padding_never_counts_and_every_word_starts_from_zero():
+    """The loss of a padded batch is the sum of each word's loss computed alone."""
+    vocab, words = encoded_cities()
+    model = build("lstm", vocab.vocab_size, hidden_size=16).eval()
+    batch = WordBatches(words, torch.device("cpu"))
+    inputs, targets, n = next(batch.batches(15, group_by_length=False))
+    assert (targets == -100).any()  # the batch does hold padding
+    together = loss_sum(model, inputs, targets)
+    alone = sum(loss_sum(model, torch.tensor([w[:-1]]), torch.tensor([w[1:]])) for w in words)
+    torch.testing.assert_close(together, alone)
+    assert n == sum(len(w) - 1 for w in words)
+
+
+def test_length_grouping_keeps_every_word_once_and_cuts_padding():
+    from letras.plugins.corpora import municipios
+
+    vocab = CharVocabulary()
+    names = municipios().words()[:2000]
+    vocab.fit(names)
+    data = WordBatches([[0, *vocab.encode(w), 0] for w in names], torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    positions = chars = 0
+    seen = []
+    for inputs, targets, n in data.batches(64, generator=g):
+        positions += targets.numel()
+        chars += n
+        seen.append(inputs.shape[0])
+    assert chars == data.chars and sum(seen) == len(names)
+    assert positions / chars < 1.05  # under 5% padding
+
+
+def fit(words, vocab_size, **options):
+    model = build("lstm", vocab_size, hidden_size=32, embedding_dim=8)
+    defaults = {"epochs": 2, "batch_size": 4, "lr": 0.01, "val_fraction": 0.2, "device": "cpu"}
+    trainer = WordResetTrainer(**{**defaults, **options})
+    saved = []
+    run = TrainingRun(seed=0, save=saved.append)
+    trainer.fit(model, words, run)
+    return model, run, saved
+
+
+def test_trainer_reports_metrics_and_checkpoints_each_epoch():
+    vocab, words = encoded_cities()
+    model, run, saved = fit(words, vocab.vocab_size, epochs=3)
+    assert [m["epoch"] for m in run.history] == [1, 2, 3]
+    last = run.history[-1]
+    assert last["step"] == 3 * math.ceil(12 / 4)  # 12 training words, 3 validation words
+    assert last["val_loss"] is not None and last["train_bpc"] == pytest.approx(last["train_loss"] / math.log(2))
+    assert len(saved) == 3 and {"model", "optimizer", "epoch", "step"} <= set(saved[-1])
+
+
+def test_training_lowers_the_loss_and_is_reproducible():
+    vocab, words = encoded_cities()
+    _, first, _ = fit(words, vocab.vocab_size, epochs=30, val_fraction=0.0, batch_size=15)
+    _, second, _ = fit(words, vocab.vocab_size, epochs=30, val_fraction=0.0, batch_size=15)
+    assert first.history[-1]["train_loss"] < first.history[0]["train_loss"] * 0.7
+    assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
+
+
+def test_max_seconds_ends_training_cleanly():
+    vocab, words = encoded_cities()
+    _, run, saved = fit(words, vocab.vocab_size, epochs=100000, max_seconds=0.5)
+    assert len(run.history) < 100000 and saved  # stopped early, still saved
+
+
+def test_evaluate_is_a_mean_over_characters():
+    vocab, words = encoded_cities()
+    model = build("lstm", vocab.vocab_size, hidden_size=16)
+    data = WordBatches(words, torch.device("cpu"))
+    with torch.no_grad():
+        total = sum(float(loss_sum(model.eval(), torch.tensor([w[:-1]]), torch.tensor([w[1:]]))) for w in words)
+    assert evaluate(model, data, batch_size=4) == pytest.approx(total / data.chars, rel=1e-5)
+
+
+def test_divergence_stops_with_a_clear_message():
+    from letras.core import LetrasError
+
+    run = TrainingRun(seed=0)
+    with pytest.raises(LetrasError, match="training diverged.*lower the learning rate"):
+        run.end_epoch({"epoch": 1, "step": 1, "train_loss": float("nan")}, None, {})
