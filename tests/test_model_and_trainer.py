@@ -6,7 +6,8 @@ import torch
 from letras.core import TrainingRun, components
 from letras.plugins.chars import CharVocabulary
 from letras.plugins.corpora import CIUDADES
-from letras.plugins.word_reset.trainer import WordBatches, WordResetTrainer, evaluate, loss_sum
+from letras.core.batching import WordBatches, loss_sum, mean_loss
+from letras.plugins.word_reset.trainer import WordResetTrainer, unrolled_loss_sum
 
 
 def encoded_cities():
@@ -52,8 +53,8 @@ def test_manual_and_fused_unroll_give_the_same_loss_and_gradients():
     for name in ("rnn", "lstm"):
         fused_model = build(name, vocab.vocab_size, hidden_size=32)
         manual_model = build(name, vocab.vocab_size, hidden_size=32)
-        fused = loss_sum(fused_model, inputs, targets, manual=False)
-        manual = loss_sum(manual_model, inputs, targets, manual=True)
+        fused = loss_sum(fused_model, inputs, targets)
+        manual = unrolled_loss_sum(manual_model, inputs, targets)
         fused.backward()
         manual.backward()
         torch.testing.assert_close(manual, fused)
@@ -72,6 +73,14 @@ def test_padding_never_counts_and_every_word_starts_from_zero():
     alone = sum(loss_sum(model, torch.tensor([w[:-1]]), torch.tensor([w[1:]])) for w in words)
     torch.testing.assert_close(together, alone)
     assert n == sum(len(w) - 1 for w in words)
+
+
+def test_padded_tensors_hold_each_word_shifted_by_one():
+    words = [[0, 5, 6, 0], [0, 7, 0], [0, 0]]
+    data = WordBatches(words)
+    assert data.inputs.tolist() == [[0, 5, 6], [0, 7, 0], [0, 0, 0]]
+    assert data.targets.tolist() == [[5, 6, 0], [7, 0, -100], [0, -100, -100]]
+    assert data.lengths.tolist() == [3, 2, 1] and data.chars == 6
 
 
 def test_length_grouping_keeps_every_word_once_and_cuts_padding():
@@ -126,13 +135,13 @@ def test_max_seconds_ends_training_cleanly():
     assert len(run.history) < 100000 and saved  # stopped early, still saved
 
 
-def test_evaluate_is_a_mean_over_characters():
+def test_mean_loss_is_a_mean_over_characters():
     vocab, words = encoded_cities()
     model = build("lstm", vocab.vocab_size, hidden_size=16)
     data = WordBatches(words, torch.device("cpu"))
     with torch.no_grad():
         total = sum(float(loss_sum(model.eval(), torch.tensor([w[:-1]]), torch.tensor([w[1:]]))) for w in words)
-    assert evaluate(model, data, batch_size=4) == pytest.approx(total / data.chars, rel=1e-5)
+    assert mean_loss(model, data, batch_size=4) == pytest.approx(total / data.chars, rel=1e-5)
 
 
 def test_divergence_stops_with_a_clear_message():

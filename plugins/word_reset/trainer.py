@@ -4,87 +4,24 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from letras.core import TrainingRun, resolve_device
-
-IGNORE = -100  # target of padded positions: cross_entropy skips it
-
-
-class WordBatches:
-    """Encoded words as two padded tensors, prepared once, on the training device.
-
-    Row i holds word i as inputs ``[., c1, ..., cn]`` and targets ``[c1, ..., cn, .]``;
-    the positions past its end are padding (input: the boundary id, target: IGNORE).
-    """
-
-    def __init__(self, words: Sequence[Sequence[int]], device: torch.device):
-        self.lengths = torch.tensor([len(w) - 1 for w in words])  # predicted positions per word
-        width = int(self.lengths.max()) if len(words) else 0
-        inputs = torch.zeros(len(words), width, dtype=torch.long)
-        targets = torch.full((len(words), width), IGNORE, dtype=torch.long)
-        for i, w in enumerate(words):
-            n = len(w) - 1
-            inputs[i, :n] = torch.tensor(w[:-1])
-            targets[i, :n] = torch.tensor(w[1:])
-        self.inputs, self.targets = inputs.to(device), targets.to(device)
-        self.device = device
-        self.chars = int(self.lengths.sum())
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def batches(self, batch_size: int, *, generator: torch.Generator | None = None,
-                group_by_length: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """(inputs (B, T), targets (B, T), predicted characters) per batch, in random order.
-
-        With ``group_by_length`` each batch holds words of (nearly) one length, so almost
-        no position is padding; which words share a batch still changes every epoch.
-        """
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        if group_by_length:
-            order = order[torch.argsort(self.lengths[order], stable=True)]
-        chunks = list(torch.split(order, batch_size))
-        if generator is not None:
-            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
-        for chunk in chunks:
-            lengths = self.lengths[chunk]
-            width = int(lengths.max())  # computed on the CPU: no device sync
-            index = chunk.to(self.device, non_blocking=True)
-            yield self.inputs[index, :width], self.targets[index, :width], int(lengths.sum())
+from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
 
-def loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor, manual: bool = False) -> torch.Tensor:
-    """Summed cross-entropy over the real (unpadded) positions; every word starts from a zero state."""
-    if manual:
-        # The notes' loop: one letter per call, the state carried from letter to letter.
-        state, steps = None, []
-        for t in range(inputs.shape[1]):
-            logits_t, state = model(inputs[:, t:t + 1], state)  # (B, 1, V)
-            steps.append(logits_t)
-        logits = torch.cat(steps, dim=1)  # (B, T, V)
-    else:
-        logits, _ = model(inputs)  # (B, T, V), one fused call
+def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The notes' loop: one letter per call, the state carried from letter to letter."""
+    state, steps = None, []
+    for t in range(inputs.shape[1]):
+        logits_t, state = model(inputs[:, t:t + 1], state)  # (B, 1, V)
+        steps.append(logits_t)
+    logits = torch.cat(steps, dim=1)  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            ignore_index=IGNORE, reduction="sum")
-
-
-@torch.no_grad()
-def evaluate(model: Any, data: WordBatches, batch_size: int = 1024) -> float:
-    """Mean nats per predicted character over all of ``data`` (a mean over characters)."""
-    if len(data) == 0:
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), device=data.device)
-    for inputs, targets, _ in data.batches(batch_size):
-        total += loss_sum(model, inputs, targets)
-    model.train(was_training)
-    return float(total) / data.chars
 
 
 class WordResetTrainer:
@@ -132,7 +69,7 @@ class WordResetTrainer:
             chars = 0
             for inputs, targets, n in train.batches(o.batch_size, generator=generator,
                                                     group_by_length=o.group_by_length):
-                loss = loss_sum(model, inputs, targets, manual)
+                loss = (unrolled_loss_sum if manual else loss_sum)(model, inputs, targets)
                 (loss / n if o.reduction == "mean" else loss).backward()
                 if o.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
@@ -149,7 +86,7 @@ class WordResetTrainer:
                     break
             train_loss = float(loss_total) / max(chars, 1)
             seconds = time.monotonic() - epoch_start
-            val_loss = evaluate(model, val) if len(val) else None
+            val_loss = mean_loss(model, val) if len(val) else None
             metrics = {"epoch": epoch, "step": step, "train_loss": train_loss, "val_loss": val_loss,
                        "train_bpc": train_loss / math.log(2),
                        "val_bpc": val_loss / math.log(2) if val_loss is not None else None,

@@ -1,0 +1,83 @@
+"""Encoded words as padded tensors, batches grouped by length, and the masked loss.
+
+Public API for trainers and for evaluation: the trainer's validation loss and `letras eval`
+go through the same ``mean_loss``, so they agree to the last digit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100  # target of padded positions: cross_entropy skips it
+
+
+class WordBatches:
+    """Encoded words as two padded tensors, prepared once, on one device.
+
+    Row i holds word i as inputs ``[., c1, ..., cn]`` and targets ``[c1, ..., cn, .]``;
+    the positions past its end are padding (input: the boundary id, target: IGNORE).
+    """
+
+    def __init__(self, words: Sequence[Sequence[int]], device: Any = "cpu"):
+        self.device = torch.device(device)
+        self.lengths = torch.tensor([len(w) - 1 for w in words], dtype=torch.long)  # predicted positions
+        width = int(self.lengths.max()) if len(words) else 0
+        flat = torch.tensor([i for w in words for i in w], dtype=torch.long)
+        starts = torch.cumsum(self.lengths + 1, 0) - (self.lengths + 1)  # where each word begins in flat
+        offsets = torch.arange(width)
+        inside = offsets[None, :] < self.lengths[:, None]  # (N, W) real positions
+        index = (starts[:, None] + offsets[None, :]).clamp(max=max(len(flat) - 2, 0))
+        boundary = words[0][0] if len(words) else 0
+        inputs = torch.where(inside, flat[index], torch.full_like(index, boundary)) if len(words) else index
+        targets = torch.where(inside, flat[index + 1], torch.full_like(index, IGNORE)) if len(words) else index
+        self.inputs, self.targets = inputs.to(self.device), targets.to(self.device)
+        self.chars = int(self.lengths.sum())
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batches(self, batch_size: int, *, generator: torch.Generator | None = None,
+                group_by_length: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(inputs (B, T), targets (B, T), predicted characters) per batch.
+
+        With a ``generator`` the words are shuffled and the batches come in random order.
+        With ``group_by_length`` each batch holds words of (nearly) one length, so almost no
+        position is padding; which words share a batch still changes every epoch.
+        """
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        if group_by_length:
+            order = order[torch.argsort(self.lengths[order], stable=True)]
+        chunks = list(torch.split(order, batch_size))
+        if generator is not None:
+            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        for chunk in chunks:
+            lengths = self.lengths[chunk]
+            width = int(lengths.max())  # known on the CPU: no device sync
+            index = chunk.to(self.device, non_blocking=True)
+            yield self.inputs[index, :width], self.targets[index, :width], int(lengths.sum())
+
+
+def loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy over the real (unpadded) positions, every word from a zero state."""
+    logits, _ = model(inputs)  # (B, T, V), one fused call
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+@torch.no_grad()
+def mean_loss(model: Any, data: WordBatches, batch_size: int = 1024) -> float:
+    """Mean nats per predicted character over all of ``data``: a mean over characters, not
+    a mean of batch means. NaN when ``data`` is empty."""
+    if len(data) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=data.device)
+    for inputs, targets, _ in data.batches(batch_size):
+        total += loss_sum(model, inputs, targets).double()
+    model.train(was_training)
+    return float(total) / data.chars
