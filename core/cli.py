@@ -157,6 +157,28 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
         click.echo(word)
 
 
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path())
+@click.option("--file", "path", type=click.Path(), default=None,
+              help="A word file (one per line) instead of the run's validation split.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate(run_dir: str, path: str | None, device: str, as_json: bool) -> None:
+    """Loss in nats and bits per character, and perplexity, of a trained run."""
+    from .pipeline import load_run
+
+    trained = load_run(run_dir)
+    words = None
+    if path is not None:
+        words = get_host().registry("corpus").get("file").build(path=path).words()
+    report = trained.evaluate(words, source=path or "validation split", device=device)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{report['source']}: {report['loss']:.4f} nats/char, {report['bpc']:.4f} bits/char, "
+               f"perplexity {report['perplexity']:.3f} ({report['words']:,} words, {report['chars']:,} characters)")
+
+
 def _with_sampler(trained: Any, name: str, options: dict[str, Any]) -> Any:
     import dataclasses
 

@@ -15,7 +15,7 @@ from . import config as cfg
 from .errors import LetrasError, UsageError
 from .plugins import get_host
 from .rundir import RunDir
-from .training import Progress, TrainingRun, resolve_device, seed_everything
+from .training import Progress, TrainingRun, resolve_device, seed_everything, split_words
 
 
 def letras_version() -> str:
@@ -142,6 +142,33 @@ class TrainedModel:
         torch_device = resolve_device(device)
         self.model.to(torch_device)
         return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
+
+
+    def validation_words(self) -> list[str]:
+        """The words the run held out for validation (its corpus, split as in training)."""
+        split = (self.checkpoint or {}).get("split") or {}
+        if not split.get("val_fraction"):
+            raise UsageError("this run held out no validation words", hint="evaluate a word file with --file")
+        words = load_words(self.config)
+        return split_words(words, split["val_fraction"], split["seed"])[1]
+
+    def evaluate(self, words: Sequence[str] | None = None, *, source: str = "validation split",
+                 device: str = "cpu") -> dict[str, Any]:
+        """Loss in nats and bits per character, and perplexity, over ``words`` (default: the
+        validation split), weighted by characters."""
+        import math
+
+        from .batching import WordBatches, mean_loss
+
+        words = self.validation_words() if words is None else list(words)
+        if not words:
+            raise UsageError("no words to evaluate", where=source)
+        encoded = encode_words(self.tokenizer, words, source)
+        torch_device = resolve_device(device)
+        data = WordBatches(encoded, torch_device)
+        loss = mean_loss(self.model.to(torch_device), data)
+        return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+                "words": len(words), "chars": data.chars, "source": source}
 
 
 def _option_where(dotted: str) -> str:

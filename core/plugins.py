@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "letras.plugins.word_reset",
     "letras.plugins.samplers",
     "letras.plugins.metrics",
+    "letras.plugins.bench",
 )
 
 

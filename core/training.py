@@ -139,9 +139,11 @@ class TrainingRun:
         self._emit = emit or (lambda event: None)
         self.history: list[dict[str, Any]] = []
         self.checkpoints = 0
+        self.val_fraction: float | None = None  # set by split(); saved so eval can redo it
 
     def split(self, words: Sequence[Any], val_fraction: float) -> tuple[list[Any], list[Any]]:
-        """The seeded train/validation split of this run."""
+        """The seeded train/validation split of this run (`letras eval` redoes it)."""
+        self.val_fraction = val_fraction
         return split_words(words, val_fraction, self.seed)
 
     def step(self, step: int, total: int | None, epoch: int, loss: float | None) -> None:
@@ -161,7 +163,8 @@ class TrainingRun:
         self.progress.line(_format_metrics(metrics), force=False)
         # The checkpoint first: the first save is where a replaced run's files go away.
         if self._save is not None:
-            self._save({"model": model.state_dict(), **state, "metrics": dict(metrics)})
+            split = {"val_fraction": self.val_fraction, "seed": self.seed}
+            self._save({"model": model.state_dict(), **state, "metrics": dict(metrics), "split": split})
             self.checkpoints += 1
         self._emit(TrainEvent("epoch_end", self.run_dir, epoch, step, dict(metrics)))
         if self._save is not None:

@@ -28,8 +28,7 @@ class CharVocabulary:
 
     def __init__(self, case: str = "keep"):
         self.case = case
-        self.chars: list[str] = []
-        self._ids: dict[str, int] = {}
+        self._set_chars([])
 
     @property
     def vocab_size(self) -> int:
@@ -49,6 +48,7 @@ class CharVocabulary:
     def _set_chars(self, chars: list[str]) -> None:
         self.chars = chars
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
+        self._text = ["", *chars]  # id -> text; the boundary decodes to nothing
 
     def encode(self, word: str, *, source: str = "") -> list[int]:
         word = self.normalize(word)
@@ -63,7 +63,7 @@ class CharVocabulary:
                              hint=f"the model knows: {''.join(self.chars)}") from None
 
     def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.chars[i - 1] for i in ids if 0 < i <= len(self.chars))
+        return "".join(map(self._text.__getitem__, ids))
 
     def token(self, i: int) -> str:
         """The text of one id, the boundary shown as '.'."""

@@ -1,0 +1,60 @@
+"""`letras bench`: the notes' loop, a plain torch loop and letras, timed side by side.
+
+A built-in command added through ``register_commands``, exactly as a plugin adds one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from letras.core import hookimpl
+
+
+@click.command()
+@click.option("--corpus", default="municipios", show_default=True,
+              help="A registered corpus, or a word file (one word per line).")
+@click.option("--cell", type=click.Choice(["rnn", "lstm"]), default="lstm", show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True, help="Hidden units.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Words per step for the plain loop and letras.")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=8.0, show_default=True,
+              help="Time given to each measurement.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench(corpus: str, cell: str, hidden: int, batch_size: int, seconds: float, device: str,
+          as_json: bool) -> None:
+    """Training characters/s of the notes' loop, a plain padded torch loop and letras, on the
+    same model and data in one process; then sampling words/s and peak memory."""
+    from .measure import run_benchmark
+
+    report = run_benchmark(corpus=corpus, cell=cell, hidden=hidden, batch_size=batch_size,
+                           seconds=seconds, device=device,
+                           progress=lambda text: click.echo(text, err=True))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_report(report))
+
+
+def format_report(r: dict) -> str:
+    rows = [("notes' loop (1 word/step, 1 letter/call)", r["notes"]),
+            (f"plain torch, padded batches of {r['batch_size']}", r["plain"]),
+            (f"letras word-reset, batches of {r['batch_size']}", r["letras"])]
+    lines = [f"letras bench: {r['corpus']} ({r['words']:,} words), {r['cell']} {r['hidden']}, "
+             f"device {r['device']}, torch {r['torch']}, {r['threads']} threads",
+             "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
+    for name, m in rows:
+        lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
+    lines += ["", f"letras / notes' loop   {r['ratios']['letras_vs_notes']:>8.1f}x",
+              f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x", "",
+              f"sampling, batch {r['sampling']['batch']}: {r['sampling']['words_per_s']:,.0f} words/s",
+              f"peak memory: {r['peak_memory_mib']:,.0f} MiB (process RSS)"
+              + (f", {r['cuda_peak_mib']:,.0f} MiB on the GPU" if r.get("cuda_peak_mib") is not None else "")]
+    return "\n".join(lines)
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(bench)

@@ -1,0 +1,175 @@
+"""The three training loops and the sampler, timed on one model size and one corpus.
+
+Each loop trains a fresh copy of the same model (embedding 32 -> cell -> linear head) for a
+fixed time and counts the characters it predicted (letters plus the end of word, never
+padding). Ratios measured in one process on one machine cancel most of its noise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from letras.core import TrainingRun, components, resolve_device
+from letras.core.batching import IGNORE, WordBatches
+
+EMBEDDING = 32
+
+
+def load_corpus(name: str) -> tuple[str, list[str]]:
+    if os.path.isfile(name):
+        return os.path.basename(name), components("corpus").get("file").build(path=name).words()
+    return name, components("corpus").get(name).build().words()
+
+
+def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device) -> Any:
+    torch.manual_seed(0)
+    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING)
+    return model.to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], int], seconds: float, device: torch.device, warmup: int = 3) -> float:
+    """Characters per second of ``step()`` (which returns the characters it trained on)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    chars, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        chars += step()
+    sync(device)
+    return chars / (time.perf_counter() - start)
+
+
+def notes_loop(model: Any, encoded: list[list[int]], device: torch.device) -> Callable[[], int]:
+    """The notes' loop: one word per optimizer step, one recurrent call per letter, the
+    hidden state reset to zeros for every word, the loss summed over the letters."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    words = [torch.tensor(w, device=device) for w in encoded]
+    order = iter(())
+
+    def step() -> int:
+        nonlocal order
+        word = next(order, None)
+        if word is None:
+            order = iter(random.sample(words, len(words)))
+            word = next(order)
+        state, loss = None, 0.0  # "hay que inicializar la memoria en cada palabra nueva"
+        for t in range(len(word) - 1):
+            logits, state = model(word[None, t:t + 1], state)  # one letter in
+            loss = loss + F.cross_entropy(logits[0], word[t + 1:t + 2])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return len(word) - 1
+
+    return step
+
+
+def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: torch.device,
+               waste: list[int]) -> Callable[[], int]:
+    """What one writes with no toolkit: random batches padded to their longest word, one
+    fused call per batch, masked cross-entropy, Adam."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    data = WordBatches(encoded, device)  # padded once, like a typical Dataset would
+    n = len(encoded)
+
+    def step() -> int:
+        index = torch.randint(0, n, (batch_size,))
+        lengths = data.lengths[index]
+        width = int(lengths.max())
+        index = index.to(device)
+        inputs, targets = data.inputs[index, :width], data.targets[index, :width]
+        logits, _ = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        chars = int(lengths.sum())
+        waste[0] += batch_size * width - chars
+        waste[1] += batch_size * width
+        return chars
+
+    return step
+
+
+def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int,
+                   seconds: float, device: torch.device) -> tuple[float, Any]:
+    """The word-reset trainer as a user runs it, for ``seconds``, no validation, no checkpoints."""
+    model = make_model(cell, vocab_size, hidden, device)
+    trainer = components("trainer").get("word-reset").build(
+        epochs=1_000_000, batch_size=batch_size, lr=0.003, val_fraction=0.0,
+        max_seconds=seconds, device=str(device), log_every=1_000_000)
+    run = TrainingRun(seed=0)
+    trainer.fit(model, encoded, run)
+    chars = sum(m["chars"] for m in run.history)
+    train_seconds = sum(m["chars"] / m["chars_per_s"] for m in run.history)
+    return chars / train_seconds, model
+
+
+def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device, batch: int = 1000) -> float:
+    sampler = components("sampler").get("temperature").build(count=batch, max_length=50)
+    sampler.sample(model, tokenizer, seed=0, device=device)  # warm-up
+    sync(device)
+    words, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        words += len(sampler.sample(model, tokenizer, seed=words, device=device))
+    sync(device)
+    return words / (time.perf_counter() - start)
+
+
+def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
+                  device: str = "cpu", progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    torch_device = resolve_device(device)
+    name, words = load_corpus(corpus)
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(words)
+    b = tokenizer.boundary_id
+    encoded = [[b, *tokenizer.encode(w), b] for w in words]
+    vocab = tokenizer.vocab_size
+    if torch_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(torch_device)
+
+    progress(f"notes' loop: {seconds:g} s ...")
+    notes = timed(notes_loop(make_model(cell, vocab, hidden, torch_device), encoded, torch_device),
+                  seconds, torch_device)
+    progress(f"plain torch loop: {seconds:g} s ...")
+    waste = [0, 0]
+    plain = timed(plain_loop(make_model(cell, vocab, hidden, torch_device), encoded, batch_size,
+                             torch_device, waste), seconds, torch_device)
+    progress(f"letras trainer: {seconds:g} s ...")
+    fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device)
+    letras_padding = _grouped_padding(encoded, batch_size)
+    progress(f"sampling: {min(seconds, 3):g} s ...")
+    words_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device)
+
+    return {
+        "corpus": name, "words": len(words), "cell": cell, "hidden": hidden, "batch_size": batch_size,
+        "device": str(torch_device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "notes": {"chars_per_s": notes, "padding": 0.0},
+        "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
+        "letras": {"chars_per_s": fast, "padding": letras_padding},
+        "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain},
+        "sampling": {"batch": 1000, "words_per_s": words_per_s},
+        "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cuda_peak_mib": (torch.cuda.max_memory_allocated(torch_device) / 2**20
+                          if torch_device.type == "cuda" else None),
+    }
+
+
+def _grouped_padding(encoded: list[list[int]], batch_size: int) -> float:
+    """Share of padded positions in one epoch of the letras trainer's length-grouped batches."""
+    data = WordBatches(encoded)
+    total = sum(inputs.numel() for inputs, _, _ in data.batches(batch_size, generator=torch.Generator().manual_seed(0)))
+    return 1 - data.chars / total
