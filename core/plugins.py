@@ -169,7 +169,7 @@ class PluginHost:
                 impl.function(**{arg: register for arg in impl.argnames})
             except Exception as exc:
                 reason = f"its {HOOKS[kind]} hook raised {type(exc).__name__}: {exc}"
-                registry.failed_plugins[impl.plugin_name] = reason
+                registry.drop(impl.plugin_name, reason)  # all of a plugin's hook, or none of it
                 self._fail(info, reason)
                 continue
             info.registered[kind] = sorted(c.name for c in registry if c.plugin == impl.plugin_name)

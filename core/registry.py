@@ -85,6 +85,11 @@ class Registry:
             raise PluginError(f"plugin '{plugin}' registered {self.kind} '{name}' twice")
         self._components.append(Component(self.kind, name, plugin, factory, options, help))
 
+    def drop(self, plugin: str, reason: str) -> None:
+        """Forget what ``plugin`` registered: its hook failed half-way."""
+        self._components = [c for c in self._components if c.plugin != plugin]
+        self.failed_plugins[plugin] = reason
+
     def __iter__(self) -> Iterator[Component]:
         return iter(sorted(self._components, key=lambda c: (c.name, c.plugin)))
 

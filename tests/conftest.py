@@ -54,6 +54,27 @@ def run_letras(*args: str, cwd: Path, env: dict | None = None, timeout: float = 
                           capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
+# Runs the CLI like `letras ARGS...`, then reports on stderr whether torch was imported.
+NO_TORCH = """
+import runpy, sys
+try:
+    runpy.run_module("letras.core", run_name="__main__")
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+print("TORCH" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def imports_torch(*args: str, cwd: Path, env: dict | None = None) -> bool:
+    """Whether `letras ARGS...` imports torch; the command itself must succeed."""
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], cwd=cwd,
+                            capture_output=True, text=True, env={**os.environ, **(env or {})})
+    assert result.returncode == 0, result.stderr
+    return not result.stderr.strip().endswith("NO-TORCH")
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A tiny run folder trained once for the tests that only read it."""

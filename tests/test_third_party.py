@@ -1,0 +1,158 @@
+"""Third-party plugins found through real entry points, in subprocesses.
+
+The example package is installed for real (pip, into a temporary folder put on PYTHONPATH);
+the broken plugins are hand-made dist-info folders, which is all an entry point is.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, imports_torch, run_letras
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory):
+    import shutil
+
+    site, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "letras-gru"
+    # build from a copy: a build leaves an egg-info beside the sources, which is a plugin too
+    shutil.copytree(ROOT / "examples" / "letras-gru", source, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
+                    "--target", str(site), str(source)], check=True, capture_output=True)
+    return site
+
+
+def letras(*args, site, cwd, env=None):
+    return run_letras(*args, cwd=cwd, env={"PYTHONPATH": str(site), **(env or {})})
+
+
+def plugins_json(site, cwd, env=None):
+    result = letras("plugins", "--json", site=site, cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr
+    return {p["name"]: p for p in json.loads(result.stdout)}, result
+
+
+def test_installed_example_is_discovered(example_site, tmp_path):
+    plugins, _ = plugins_json(example_site, tmp_path)
+    gru = plugins["gru"]
+    assert (gru["distribution"], gru["version"], gru["source"]) == ("letras-gru", "0.1.0", "entry point")
+    assert gru["registered"] == {"cell": ["gru", "mgu"], "corpus": ["dinosaurios"]}
+    assert gru["error"] is None
+    text = letras("plugins", site=example_site, cwd=tmp_path).stdout
+    assert "gru (letras-gru 0.1.0) [entry point] loaded" in text
+
+
+@pytest.mark.parametrize("cell", ["gru", "mgu"])
+def test_example_cell_and_corpus_train_and_sample_from_yaml(example_site, tmp_path, cell):
+    (tmp_path / "dinos.yaml").write_text(textwrap.dedent(f"""\
+        corpus:  {{name: dinosaurios, period: jurassic}}
+        model:   {{name: generator, cell: {cell}, hidden_size: 16}}
+        trainer: {{epochs: 3, batch_size: 8, val_fraction: 0.1, device: cpu}}
+        sampler: {{count: 4}}
+        """))
+    result = letras("run", "dinos.yaml", site=example_site, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 4
+    sampled = letras("sample", "runs/dinos", "-n", "3", "--seed", "0", site=example_site, cwd=tmp_path)
+    assert sampled.returncode == 0 and len(sampled.stdout.splitlines()) == 3
+    config = (tmp_path / "runs" / "dinos" / "config.yaml").read_text()
+    assert f"cell: {cell}" in config and "period: jurassic" in config
+
+
+def test_plugins_command_does_not_import_torch_with_a_plugin_installed(example_site, tmp_path):
+    assert not imports_torch("plugins", cwd=tmp_path, env={"PYTHONPATH": str(example_site)})
+
+
+def make_dist(site, dist: str, module: str, source: str, entry_name: str | None = None):
+    """A minimal installed distribution: a module plus a dist-info with one entry point."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[letras]\n{entry_name or module} = {module}\n")
+
+
+GOOD = """
+from letras.core import hookimpl
+
+@hookimpl
+def register_corpora(register):
+    register("nombres", "letras.plugins.corpora:ciudades", help="a corpus from a plugin")
+"""
+
+
+@pytest.fixture
+def broken_site(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    make_dist(site, "import-fails", "import_fails", "raise ImportError('needs libfoo')\n")
+    make_dist(site, "hook-fails", "hook_fails", """
+        from letras.core import hookimpl
+
+        @hookimpl
+        def register_cells(register):
+            register("fine", "x.y:z")
+            raise RuntimeError("cell table missing")
+        """)
+    make_dist(site, "typo-plugin", "typo_plugin", """
+        from letras.core import hookimpl
+
+        @hookimpl
+        def register_cell(register):
+            register("lost", "x.y:z")
+        """)
+    make_dist(site, "good-one", "good_one", GOOD)
+    make_dist(site, "good-two", "good_two", GOOD)
+    return site
+
+
+def test_broken_plugins_are_reported_and_everything_else_works(broken_site, tmp_path):
+    plugins, result = plugins_json(broken_site, tmp_path)
+    assert "ImportError: needs libfoo" in plugins["import_fails"]["error"]
+    assert plugins["import_fails"]["distribution"] == "import-fails" and plugins["import_fails"]["version"] == "1.0"
+    assert "register_cells hook raised RuntimeError: cell table missing" in plugins["hook_fails"]["error"]
+    assert plugins["typo_plugin"]["error"] is None
+    assert "did you mean register_cells?" in plugins["typo_plugin"]["warnings"][0]
+    assert "Warning: plugin 'typo_plugin' implements 'register_cell'" in result.stderr
+    text = letras("plugins", site=broken_site, cwd=tmp_path).stdout
+    assert "import_fails (import-fails 1.0) [entry point] FAILED: failed to import: ImportError: needs libfoo" in text
+    # every other command keeps working
+    assert letras("list", "cell", site=broken_site, cwd=tmp_path).returncode == 0
+    assert letras("validate", "ciudades-rnn", site=broken_site, cwd=tmp_path).returncode == 0
+
+
+def test_a_component_of_a_failed_plugin_names_the_failure(broken_site, tmp_path):
+    result = letras("validate", "ciudades-rnn", "model=generator", "model.cell=hook_fails:fine",
+                    site=broken_site, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "plugin 'hook_fails' failed to load (its register_cells hook raised RuntimeError" in result.stderr
+
+
+def test_clashing_names_are_an_error_only_when_used(broken_site, tmp_path):
+    result = letras("validate", "ciudades-rnn", "corpus=nombres", site=broken_site, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "'good_one:nombres' or 'good_two:nombres'" in result.stderr
+    assert letras("validate", "ciudades-rnn", "corpus=good_two:nombres", site=broken_site,
+                  cwd=tmp_path).returncode == 0
+
+
+def test_allow_and_block_lists(broken_site, tmp_path):
+    plugins, _ = plugins_json(broken_site, tmp_path, env={"LETRAS_LOAD_PLUGINS": "good_one"})
+    third_party = {n for n, p in plugins.items() if p["source"] == "entry point"}
+    assert third_party == {"good_one"}
+    plugins, _ = plugins_json(broken_site, tmp_path, env={"LETRAS_LOAD_PLUGINS": ""})
+    assert all(p["source"] == "builtin" for p in plugins.values())
+    plugins, _ = plugins_json(broken_site, tmp_path,
+                              env={"LETRAS_BLOCK_PLUGINS": "import_fails,hook-fails,letras.plugins.bench"})
+    assert {"import_fails", "hook_fails", "letras.plugins.bench"}.isdisjoint(plugins)
+    assert "bench" not in letras("--help", site=broken_site, cwd=tmp_path,
+                                 env={"LETRAS_BLOCK_PLUGINS": "letras.plugins.bench"}).stdout
+
+
+def test_strict_mode_fails_on_a_broken_plugin(broken_site, tmp_path):
+    result = letras("list", site=broken_site, cwd=tmp_path, env={"LETRAS_PLUGIN_ERRORS": "raise"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "plugin 'hook_fails'" in result.stderr or "import_fails" in result.stderr
