@@ -1,4 +1,4 @@
-"""Built-in samplers: temperature (with top-k) and greedy.
+"""Built-in samplers: temperature (with top-k and top-p), greedy and beam search.
 
 All the words of a batch advance together, one letter per recurrent call, carrying the
 hidden state; a prefix is read once. A word ends when the model predicts the boundary token.
@@ -24,6 +24,18 @@ class TemperatureOptions(GreedyOptions):
     temperature: float = option(1.0, min=0.0, min_exclusive=True,
                                 help="below 1: safer, more typical words; above 1: wilder ones")
     top_k: Optional[int] = option(None, min=1, help="draw only from the k likeliest letters; null = all")
+    top_p: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True,
+                                    help="draw only from the likeliest letters that together have "
+                                         "probability p (nucleus sampling); null = all")
+
+
+@dataclass
+class BeamOptions(GreedyOptions):
+    width: int = option(20, min=1, help="words kept at each step; at least count")
+
+    def __post_init__(self):
+        if self.width < self.count:
+            raise ValueError(f"width ({self.width}) must be at least count ({self.count})")
 
 
 @hookimpl
@@ -32,3 +44,5 @@ def register_samplers(register):
              options=TemperatureOptions, help="Draw each letter from the softmax of logits / temperature")
     register("greedy", "letras.plugins.samplers.sampling:GreedySampler", options=GreedyOptions,
              help="Always take the likeliest letter")
+    register("beam", "letras.plugins.samplers.beam:BeamSampler", options=BeamOptions,
+             help="The count most probable words, by beam search")

@@ -101,15 +101,22 @@ class GreedySampler:
 
 
 class TemperatureSampler(GreedySampler):
-    def __init__(self, temperature: float = 1.0, top_k: int | None = None, **options: Any):
+    def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 **options: Any):
         super().__init__(**options)
-        self.temperature, self.top_k = temperature, top_k
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
 
     def pick(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         logits = logits / self.temperature
         if self.top_k is not None and self.top_k < logits.shape[-1]:
             kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]  # (B, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p is not None and self.top_p < 1.0:
+            # keep the likeliest letters until their probabilities add up to top_p
+            ordered, order = torch.sort(logits, dim=-1, descending=True)
+            before = torch.softmax(ordered, dim=-1).cumsum(dim=-1) - torch.softmax(ordered, dim=-1)
+            drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= self.top_p)
+            logits = logits.masked_fill(drop, float("-inf"))
         # Inverse-CDF draw: one uniform number per word, where torch.multinomial or the
         # Gumbel trick draw one per vocabulary entry (16x slower at batch 1000 on a CPU).
         cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)

@@ -1,0 +1,65 @@
+"""Beam search: the most probable words, not random ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from letras.core import LetrasError
+
+from .sampling import select_rows
+
+
+class BeamSampler:
+    """Keeps the ``width`` most probable partial words at each step. A candidate that ends
+    the word (the boundary token) among the ``width`` best is finished; the others go on.
+    Returns the ``count`` most probable finished words, most probable first; width 1 is greedy."""
+
+    def __init__(self, width: int = 20, count: int = 20, max_length: int = 50, prefix: str = ""):
+        self.width, self.count, self.max_length, self.prefix = width, count, max_length, prefix
+
+    @torch.inference_mode()
+    def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu") -> list[str]:
+        device = torch.device(device)
+        was_training = model.training
+        model.eval()
+        b = tokenizer.boundary_id
+        prefix_ids = tokenizer.encode(self.prefix, source=f"prefix {self.prefix!r}")
+        logits, state = model(torch.tensor([[b, *prefix_ids]], device=device))
+        beams: list[list[int]] = [[]]  # the letters each beam drew after the prefix
+        scores = torch.zeros(1, dtype=torch.float64, device=device)  # their log-probabilities
+        finished: list[tuple[float, list[int]]] = []
+        for t in range(max(0, self.max_length - len(prefix_ids))):
+            candidates = scores[:, None] + torch.log_softmax(logits[:, -1].double(), dim=-1)  # (W, V)
+            if t == 0 and not prefix_ids:
+                candidates[:, b] = float("-inf")  # a word has at least one letter
+            vocab = candidates.shape[1]
+            top, flat = torch.topk(candidates.flatten(), min(2 * self.width, candidates.numel()))
+            keep_rows, keep_ids, keep_scores = [], [], []
+            for rank, (score, index) in enumerate(zip(top.tolist(), flat.tolist())):
+                if score == float("-inf") or len(keep_rows) == self.width:
+                    break
+                row, token = divmod(index, vocab)
+                if token == b:
+                    if rank < self.width:
+                        finished.append((score, beams[row]))
+                else:
+                    keep_rows.append(row)
+                    keep_ids.append(token)
+                    keep_scores.append(score)
+            finished = sorted(finished, key=lambda item: -item[0])[: self.count]
+            # a partial word only loses probability as it grows: stop when none can enter the top
+            if not keep_rows or (len(finished) == self.count and keep_scores[0] <= finished[-1][0]):
+                break
+            rows = torch.tensor(keep_rows, device=device)
+            beams = [beams[r] + [i] for r, i in zip(keep_rows, keep_ids)]
+            scores = torch.tensor(keep_scores, dtype=torch.float64, device=device)
+            chosen = select_rows(state, rows, len(candidates))
+            if chosen is None:
+                raise LetrasError("beam search needs a model whose state is laid out like nn.RNN's "
+                                  "(tensors with the batch at dimension 1)")
+            logits, state = model(torch.tensor(keep_ids, device=device)[:, None], chosen)
+        model.train(was_training)
+        text = tokenizer.normalize(self.prefix)
+        return [text + tokenizer.decode(ids) for _, ids in finished]
