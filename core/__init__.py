@@ -8,7 +8,7 @@ Nothing here imports torch; the functions that need it import it when called.
 """
 
 from .config import PipelineConfig, load_config
-from .errors import ConfigError, LetrasError, PluginError, UsageError
+from .errors import ConfigError, Interrupted, LetrasError, PluginError, UsageError
 from .hookspecs import hookimpl
 from .options import option
 from .pipeline import TrainedModel, load_run, train
@@ -16,7 +16,7 @@ from .plugins import components
 from .training import TrainEvent, TrainingRun, resolve_device, split_words
 
 __all__ = [
-    "ConfigError", "LetrasError", "PipelineConfig", "PluginError", "TrainEvent", "TrainedModel",
+    "ConfigError", "Interrupted", "LetrasError", "PipelineConfig", "PluginError", "TrainEvent", "TrainedModel",
     "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
     "resolve_device", "split_words", "train",
 ]

@@ -40,13 +40,18 @@ class WordBatches:
         return len(self.lengths)
 
     def batches(self, batch_size: int, *, generator: torch.Generator | None = None,
-                group_by_length: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+                group_by_length: bool = True, shard: tuple[int, int] = (0, 1),
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """(inputs (B, T), targets (B, T), predicted characters) per batch.
 
         With a ``generator`` the words are shuffled and the batches come in random order.
         With ``group_by_length`` each batch holds words of (nearly) one length, so almost no
         position is padding; which words share a batch still changes every epoch.
+        ``shard=(rank, size)`` yields this process's part of every batch (words rank, rank +
+        size, ...): the processes of a data-parallel run see the same batches together. A
+        part can be empty (B = 0) when a batch has fewer words than processes.
         """
+        rank, size = shard
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         if group_by_length:
@@ -55,6 +60,10 @@ class WordBatches:
         if generator is not None:
             chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         for chunk in chunks:
+            chunk = chunk[rank::size]
+            if len(chunk) == 0:
+                yield self.inputs[:0, :1], self.targets[:0, :1], 0
+                continue
             lengths = self.lengths[chunk]
             width = int(lengths.max())  # known on the CPU: no device sync
             index = chunk.to(self.device, non_blocking=True)

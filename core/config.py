@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -66,6 +67,18 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-3 as a string; learning rates are written that way, so read it as YAML 1.2 does.
+_LineLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                  re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                  list("-+0123456789"))
+
+
+def parse_value(text: str) -> Any:
+    """A value from the command line, read as YAML (1e-3 is a number); text that is not YAML stays text."""
+    try:
+        return yaml.load(text, Loader=_LineLoader) if text.strip() else ""  # noqa: S506
+    except yaml.YAMLError:
+        return text
 
 
 def _plain(value: Any) -> Any:
@@ -198,10 +211,7 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"an override must look like KEY=VALUE (model.hidden_size=256), got '{text}'")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw  # not YAML: take it as the string it is
+        value = _plain(parse_value(raw))
         node = data
         *parents, last = key.split(".")
         for i, part in enumerate(parents):

@@ -38,3 +38,11 @@ class ConfigError(UsageError):
 
 class PluginError(LetrasError):
     """A plugin that failed to load, or a component that cannot be built."""
+
+
+class Interrupted(LetrasError):
+    """Training stopped on Ctrl-C or SIGTERM after saving a checkpoint. Exit code 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -32,12 +32,14 @@ def option(
     max_exclusive: bool = False,
     path: bool = False,
     component: str | None = None,
+    resume_safe: bool = False,
 ) -> Any:
     """A dataclass field with a help text and the checks letras applies to its value.
 
     ``path=True`` marks a file path: a relative path in a config file is taken from the
     file's folder. ``component="cell"`` marks the name of another registered component;
     a field called ``<name>_options`` beside it holds that component's options.
+    ``resume_safe=True`` lets a resumed run change the value (more epochs, a new device).
     """
     metadata = {
         "help": help,
@@ -47,6 +49,7 @@ def option(
         "max_exclusive": max_exclusive,
         "path": path,
         "component": component,
+        "resume_safe": resume_safe,
     }
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
@@ -219,6 +222,13 @@ def build(options_cls: type | None, values: typing.Mapping[str, Any],
 def to_dict(options: Any) -> dict[str, Any]:
     """The options as plain YAML-able values (for config.yaml and checkpoints)."""
     return dataclasses.asdict(options) if options is not None else {}
+
+
+def resume_safe_fields(options_cls: type | None) -> set[str]:
+    """The options a resumed run may change without changing what it trains."""
+    if options_cls is None:
+        return set()
+    return {f.name for f in dataclasses.fields(options_cls) if f.metadata.get("resume_safe")}
 
 
 def component_fields(options_cls: type | None) -> list[tuple[str, str]]:

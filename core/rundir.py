@@ -2,9 +2,11 @@
 
     runs/<name>/
       config.yaml      the fully resolved config, defaults included
-      checkpoint.pt    weights, vocabulary, config, optimizer state, epoch and step
+      checkpoint.pt    the last checkpoint: weights, vocabulary, config, trainer state, RNG states
+      best.pt          the checkpoint with the lowest validation loss so far
       metrics.jsonl    one line per epoch (written by the built-in metrics plugin)
       samples.txt      the words sampled at the end of training
+      .lock            held while a process trains here
 
 Files are written atomically (a temporary file in the same folder, then a rename), so an
 interrupted write never leaves a damaged checkpoint in place of a good one.
@@ -13,6 +15,7 @@ interrupted write never leaves a damaged checkpoint in place of a good one.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 import zipfile
@@ -23,7 +26,8 @@ from .errors import LetrasError, UsageError
 
 CHECKPOINT_FORMAT = "letras.checkpoint"
 CHECKPOINT_VERSION = 1
-FILES = ("config.yaml", "checkpoint.pt", "metrics.jsonl", "samples.txt")
+FILES = ("config.yaml", "checkpoint.pt", "best.pt", "metrics.jsonl", "samples.txt")
+CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -48,6 +52,7 @@ class RunDir:
 
     config_path = property(lambda self: self.path / "config.yaml")
     checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
+    best_path = property(lambda self: self.path / "best.pt")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     samples_path = property(lambda self: self.path / "samples.txt")
 
@@ -70,6 +75,52 @@ class RunDir:
             tempfile.NamedTemporaryFile(dir=self.path, prefix=".letras-probe-").close()
         except OSError as exc:
             raise LetrasError(f"cannot write here: {exc.strerror}", where=str(self.path)) from None
+        self.lock()
+
+    def lock(self) -> None:
+        """Hold the folder's lock while training: two processes never write one run."""
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock, as before
+            return
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise UsageError("another letras process is training in this folder", where=str(self.path),
+                             hint="wait for it, or choose another output=PATH") from None
+        self._lock = handle  # released when the process ends or unlock() is called
+
+    def unlock(self) -> None:
+        handle = getattr(self, "_lock", None)
+        if handle is not None:
+            handle.close()
+            self._lock = None
+
+    def prepare_resume(self) -> None:
+        """Check that a run can continue here; take the lock."""
+        if not self.checkpoint_path.is_file():
+            raise UsageError("holds no checkpoint.pt to resume from", where=str(self.path),
+                             hint="start it with `letras run` (without --resume)")
+        self._replace, self._created = [], False
+        self.lock()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The lines of metrics.jsonl (a damaged last line, from a killed process, is skipped)."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl (a resumed run rewrites it from its checkpoint's history)."""
+        self.write_text("metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
 
     def begin(self, config_yaml: str) -> None:
         """The new run has something to keep: remove the run it replaces, write config.yaml."""
@@ -81,6 +132,8 @@ class RunDir:
     def abandon(self) -> None:
         """Training failed before saving anything: remove the folder if this run created it."""
         if getattr(self, "_created", False):
+            self.unlock()
+            (self.path / ".lock").unlink(missing_ok=True)
             try:
                 self.path.rmdir()  # only if empty: never removes anything a user put there
             except OSError:
@@ -91,25 +144,31 @@ class RunDir:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        """Save a checkpoint atomically; tensors are moved to the CPU so it loads anywhere."""
+    def save_checkpoint(self, payload: dict[str, Any], *, best: bool = False) -> None:
+        """Save the last checkpoint (and the best one) atomically; tensors go to the CPU, so a
+        model trained on a GPU loads anywhere."""
         import torch
 
         payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
                    **_to_cpu(payload)}
         atomic_write(self.checkpoint_path, lambda f: torch.save(payload, f))
+        if best:
+            atomic_write(self.best_path, lambda f: torch.save(payload, f))
 
-    def load_checkpoint(self) -> dict[str, Any]:
-        """Read the checkpoint with ``weights_only=True``: no pickled code in it ever runs."""
+    def load_checkpoint(self, which: str = "last") -> dict[str, Any]:
+        """Read a checkpoint with ``weights_only=True``: no pickled code in it ever runs."""
         import pickle
 
         import torch
 
-        path = self.checkpoint_path
+        path = self.path / CHECKPOINTS[which]
         if not self.path.is_dir():
             raise UsageError("no such run folder", where=str(self.path))
         if not path.is_file():
-            raise UsageError("holds no checkpoint.pt", where=str(self.path),
+            if which == "best" and self.checkpoint_path.is_file():
+                raise UsageError("holds no best.pt (the run held out no validation words)",
+                                 where=str(self.path), hint="use the last checkpoint")
+            raise UsageError(f"holds no {path.name}", where=str(self.path),
                              hint="train first with `letras run`")
         if not zipfile.is_zipfile(path):  # torch.save always writes a zip archive
             raise LetrasError("damaged or not a letras checkpoint (not a torch.save archive)",

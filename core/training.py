@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence, TextIO
 
+from . import distributed
+from .distributed import World
 from .errors import LetrasError, UsageError
 
 
@@ -122,24 +124,87 @@ class Progress:
         self.stream.flush()
 
 
+def rng_state() -> dict[str, Any]:
+    """Every random number generator a training step may draw from (dropout, Python)."""
+    import torch
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class TrainingRun:
     """The services a trainer calls while it trains one model.
 
-    ``checkpoint(state)`` receives what the trainer wants to keep beside the weights
-    (optimizer state, epoch, step); the run adds the config, the vocabulary and the weights.
+    A trainer reports progress with ``step()``, ends each epoch with ``end_epoch()``, and
+    checks ``stop_requested`` after each step: when Ctrl-C or SIGTERM arrived, it saves
+    with ``checkpoint()`` and returns. The ``state`` it passes is its own (optimizer,
+    epoch, step, data order, ...); when the run is resumed, ``resume_state`` gives it back.
     """
 
-    def __init__(self, *, seed: int, save: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, *, seed: int, save: Callable[[dict[str, Any], bool], None] | None = None,
                  emit: Callable[[TrainEvent], None] | None = None, progress: Progress | None = None,
-                 run_dir: str | None = None):
+                 run_dir: str | None = None, resume_state: dict[str, Any] | None = None,
+                 best_val: float | None = None, history: list[dict[str, Any]] | None = None,
+                 world: World | None = None):
         self.seed = seed
+        self.world = world or World()  # this process among those training together (torchrun)
         self.run_dir = run_dir
         self.progress = progress or Progress(quiet=True)
         self._save = save
         self._emit = emit or (lambda event: None)
-        self.history: list[dict[str, Any]] = []
+        self.resume_state = resume_state  # what the trainer saved, when this run resumes
+        self.best_val = best_val
+        self.history: list[dict[str, Any]] = list(history or [])
         self.checkpoints = 0
+        self.stop_signal: int | None = None
         self.val_fraction: float | None = None  # set by split(); saved so eval can redo it
+
+    def device(self, spec: str = "auto") -> Any:
+        """The device to train on (``auto``, ``cpu``, ``cuda``, ``cuda:N``). Under torchrun each
+        process takes its own GPU and joins the process group here."""
+        device = resolve_device(distributed.device_for(self.world, spec))
+        distributed.init(self.world, device)
+        return device
+
+    def wrap(self, model: Any) -> Any:
+        """The model to call in the training loop: under torchrun, a DistributedDataParallel
+        around it that averages the gradients of all processes; the model itself otherwise."""
+        if not self.world.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+    def agree(self, *flags: bool) -> list[bool]:
+        """Each flag, true if it is true in any process (all processes stop together)."""
+        if not self.world.distributed:
+            return list(flags)
+        import torch
+
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        votes = torch.tensor([float(f) for f in flags], device=device)
+        return [bool(v) for v in distributed.all_reduce_sum(votes).tolist()]
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C or SIGTERM arrived: save with ``checkpoint()`` and return."""
+        return self.stop_signal is not None
+
+    def request_stop(self, signum: int) -> None:
+        self.stop_signal = signum
 
     def split(self, words: Sequence[Any], val_fraction: float) -> tuple[list[Any], list[Any]]:
         """The seeded train/validation split of this run (`letras eval` redoes it)."""
@@ -150,25 +215,42 @@ class TrainingRun:
         """Report progress; cheap enough to call every step (it redraws at most 10 times/s)."""
         self.progress.step(step, total, epoch, loss)
 
-    def end_epoch(self, metrics: dict[str, Any], model: Any, state: dict[str, Any]) -> None:
-        """Record an epoch's metrics and save a checkpoint of ``model`` with ``state``."""
+    def end_epoch(self, metrics: dict[str, Any], model: Any, state: dict[str, Any], *,
+                  save: bool = True) -> None:
+        """Record an epoch's metrics and, with ``save``, checkpoint ``model`` with ``state``."""
         for key in ("train_loss", "val_loss"):
             value = metrics.get(key)
             if value is not None and not math.isfinite(value):
                 raise LetrasError(f"the {key.replace('_', ' ')} became {value} at epoch "
-                                 f"{metrics.get('epoch')}: training diverged",
-                                 hint="lower the learning rate (trainer.lr) or set trainer.grad_clip")
+                                  f"{metrics.get('epoch')}: training diverged; the last good "
+                                  "checkpoint is kept",
+                                  hint="lower the learning rate (trainer.lr) or set trainer.grad_clip")
         self.history.append(dict(metrics))
-        epoch, step = metrics.get("epoch", 0), metrics.get("step", 0)
         self.progress.line(_format_metrics(metrics), force=False)
         # The checkpoint first: the first save is where a replaced run's files go away.
-        if self._save is not None:
-            split = {"val_fraction": self.val_fraction, "seed": self.seed}
-            self._save({"model": model.state_dict(), **state, "metrics": dict(metrics), "split": split})
-            self.checkpoints += 1
-        self._emit(TrainEvent("epoch_end", self.run_dir, epoch, step, dict(metrics)))
-        if self._save is not None:
-            self._emit(TrainEvent("checkpoint_saved", self.run_dir, epoch, step, dict(metrics)))
+        if save:
+            self.checkpoint(model, state, end_of_epoch=True)
+        self._emit(TrainEvent("epoch_end", self.run_dir, metrics.get("epoch", 0),
+                              metrics.get("step", 0), dict(metrics)))
+
+    def checkpoint(self, model: Any, state: dict[str, Any], *, end_of_epoch: bool = False) -> None:
+        """Save the model and the trainer's ``state`` now (at an epoch's end, or when stopping)."""
+        if self._save is None:
+            return
+        metrics = self.history[-1] if self.history else {}
+        val = metrics.get("val_loss") if end_of_epoch else None
+        is_best = val is not None and (self.best_val is None or val < self.best_val)
+        if is_best:
+            self.best_val = val
+        payload = {"model": model.state_dict(), "trainer_state": state, "rng": rng_state(),
+                   "epoch": state.get("epoch", metrics.get("epoch", 0)),
+                   "step": state.get("step", metrics.get("step", 0)),
+                   "metrics": dict(metrics), "history": list(self.history), "best_val": self.best_val,
+                   "split": {"val_fraction": self.val_fraction, "seed": self.seed}}
+        self._save(payload, is_best)
+        self.checkpoints += 1
+        self._emit(TrainEvent("checkpoint_saved", self.run_dir, payload["epoch"], payload["step"],
+                              dict(metrics)))
 
     def finish(self) -> None:
         last = self.history[-1] if self.history else {}

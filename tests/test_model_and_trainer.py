@@ -106,7 +106,7 @@ def fit(words, vocab_size, **options):
     defaults = {"epochs": 2, "batch_size": 4, "lr": 0.01, "val_fraction": 0.2, "device": "cpu"}
     trainer = WordResetTrainer(**{**defaults, **options})
     saved = []
-    run = TrainingRun(seed=0, save=saved.append)
+    run = TrainingRun(seed=0, save=lambda payload, best: saved.append(payload))
     trainer.fit(model, words, run)
     return model, run, saved
 
@@ -118,7 +118,8 @@ def test_trainer_reports_metrics_and_checkpoints_each_epoch():
     last = run.history[-1]
     assert last["step"] == 3 * math.ceil(12 / 4)  # 12 training words, 3 validation words
     assert last["val_loss"] is not None and last["train_bpc"] == pytest.approx(last["train_loss"] / math.log(2))
-    assert len(saved) == 3 and {"model", "optimizer", "epoch", "step"} <= set(saved[-1])
+    assert len(saved) == 3 and {"model", "trainer_state", "rng", "epoch", "step"} <= set(saved[-1])
+    assert {"optimizer", "scheduler", "order"} <= set(saved[-1]["trainer_state"])
 
 
 def test_training_lowers_the_loss_and_is_reproducible():

@@ -24,7 +24,7 @@ class RecurrentOptions:
     embedding_dim: int = option(32, min=0, help="size of the letter embedding; 0 = one-hot input as in the notes")
     num_layers: int = option(1, min=1, help="stacked recurrent layers")
     dropout: float = option(0.0, min=0.0, max=1.0, max_exclusive=True,
-                            help="dropout on the cell's output and between layers")
+                            help="dropout on the embedding, between layers and on the cell's output")
 
 
 @dataclass

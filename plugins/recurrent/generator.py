@@ -14,7 +14,8 @@ BUILTIN = "letras.plugins.recurrent"
 
 
 class Generator(nn.Module):
-    """Embedding (or one-hot) -> cell -> dropout -> linear head.
+    """Embedding (or one-hot) -> cell -> linear head, with dropout on the connections that
+    are not recurrent (the embedding and the cell's output), as Zaremba et al. (2014) do.
 
     Reading a whole word at once and reading it letter by letter, carrying the state,
     give the same logits: the cell is the only place where positions meet.
@@ -36,7 +37,7 @@ class Generator(nn.Module):
         if self.embedding is None:
             x = F.one_hot(ids, self.vocab_size).float()  # (B, T, V)
         else:
-            x = self.embedding(ids)  # (B, T, E)
+            x = self.dropout(self.embedding(ids))  # (B, T, E)
         out, state = self.cell(x, state)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, state

@@ -16,7 +16,7 @@ from letras.core import hookimpl, option
 
 @dataclass
 class WordResetOptions:
-    epochs: int = option(20, min=1, help="passes over the training words")
+    epochs: int = option(20, min=1, resume_safe=True, help="passes over the training words")
     batch_size: int = option(128, min=1, help="words per optimizer step")
     lr: float = option(0.003, min=0.0, min_exclusive=True, help="learning rate")
     optimizer: Literal["adam", "adamw"] = option("adam", help="the optimizer")
@@ -28,10 +28,18 @@ class WordResetOptions:
     warmup_steps: int = option(0, min=0, help="steps of linear learning-rate warm-up")
     val_fraction: float = option(0.1, min=0.0, max=1.0, max_exclusive=True,
                                  help="share of the words held out for validation (seeded split)")
-    max_seconds: Optional[float] = option(None, min=0.0, min_exclusive=True,
+    max_seconds: Optional[float] = option(None, min=0.0, min_exclusive=True, resume_safe=True,
                                           help="time budget: training ends cleanly after it")
-    device: str = option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    log_every: int = option(50, min=1, help="steps between progress updates (each reads the loss back)")
+    patience: Optional[int] = option(None, min=1, resume_safe=True,
+                                     help="early stopping: end after this many epochs without a better "
+                                          "validation loss; null = never")
+    checkpoint_every: int = option(1, min=1, resume_safe=True,
+                                   help="save a checkpoint every this many epochs (and at the end)")
+    device: str = option("auto", resume_safe=True, help="auto (CUDA when available), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "fp32", help="fp32, or mixed precision on CUDA: bf16, or fp16 with a gradient scaler")
+    log_every: int = option(50, min=1, resume_safe=True,
+                            help="steps between progress updates (each reads the loss back)")
     unroll: Literal["fused", "manual"] = option(
         "fused", help="fused: one recurrent call per batch; manual: one letter at a time, as in the notes")
     reduction: Literal["mean", "sum"] = option(

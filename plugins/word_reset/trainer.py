@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from letras.core import TrainingRun, resolve_device
+from letras.core import TrainingRun, UsageError
+from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
 
@@ -39,45 +40,91 @@ class WordResetTrainer:
         except (RuntimeError, TypeError, ValueError):  # a torch or device without it
             return cls(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
 
-    def _schedule(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def _schedule(self, optimizer: torch.optim.Optimizer, total_steps: int,
+                  start: float) -> torch.optim.lr_scheduler.LambdaLR:
         o = self.options
 
         def factor(step: int) -> float:
             if o.warmup_steps and step < o.warmup_steps:
                 return (step + 1) / o.warmup_steps
             if o.schedule == "cosine":
-                progress = min(1.0, (step - o.warmup_steps) / max(1, total_steps - o.warmup_steps))
-                return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+                progress = (step - o.warmup_steps) / max(1, total_steps - o.warmup_steps)
+                if o.max_seconds:  # a time budget: anneal by whichever runs out first
+                    progress = max(progress, (time.monotonic() - start) / o.max_seconds)
+                return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             return 1.0
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def fit(self, model: Any, words: Sequence[Sequence[int]], run: TrainingRun) -> None:
         o = self.options
-        device = resolve_device(o.device)
+        device = run.device(o.device)
         train_words, val_words = run.split(words, o.val_fraction)
         train, val = WordBatches(train_words, device), WordBatches(val_words, device)
+        if o.precision != "fp32" and device.type != "cuda":
+            raise UsageError(f"precision {o.precision} needs a CUDA device; this run trains on {device}",
+                             hint="use trainer.precision=fp32 on the CPU")
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16 if o.precision == "bf16" else torch.float16,
+                                  enabled=o.precision != "fp32")
+        scaler = torch.amp.GradScaler("cuda", enabled=o.precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
+        net = run.wrap(model)  # under torchrun: gradients averaged over the processes
+        world = run.world
         optimizer = self._optimizer(model)
         steps_per_epoch = math.ceil(len(train) / o.batch_size)
+        # "mean" divides every batch by the same number, the characters of an average batch:
+        # batches grouped by length differ in size, and dividing each by its own count would
+        # weigh a character of a short word more than one of a long word.
+        per_batch = train.chars / steps_per_epoch if o.reduction == "mean" else 1.0
+        # Each process sees part of every batch and DDP averages their gradients: scaling by
+        # the number of processes makes that average the gradient of the whole batch.
+        per_batch /= world.size
         total_steps = steps_per_epoch * o.epochs
-        scheduler = self._schedule(optimizer, total_steps)
-        generator = torch.Generator().manual_seed(run.seed)
-        manual = o.unroll == "manual"
-        start, step = time.monotonic(), 0
-        out_of_time = False
+        generator = torch.Generator().manual_seed(run.seed)  # the order of the words
 
-        for epoch in range(1, o.epochs + 1):
+        # Resuming: everything the loop below depends on comes back from the checkpoint.
+        saved = run.resume_state or {}
+        step, done, skip = saved.get("step", 0), saved.get("epoch", 0), saved.get("batch", 0)
+        best, stale = saved.get("best_val"), saved.get("stale", 0)
+        start = time.monotonic() - saved.get("seconds", 0.0)
+        scheduler = self._schedule(optimizer, total_steps, start)
+        if saved:
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved.get("scaler") or {})
+            generator.set_state(saved["order"])
+        manual = o.unroll == "manual"
+
+        def state(epochs_done: int, batch: int, order: torch.Tensor, loss_total: Any = 0.0,
+                  chars: int = 0) -> dict[str, Any]:
+            return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epochs_done, "step": step, "batch": batch, "order": order,
+                    "loss_total": float(loss_total), "chars": chars,
+                    "seconds": time.monotonic() - start, "best_val": best, "stale": stale}
+
+        for epoch in range(done + 1, o.epochs + 1):
             epoch_start = time.monotonic()
-            loss_total = torch.zeros((), device=device)  # summed on the device: no sync per step
-            chars = 0
-            for inputs, targets, n in train.batches(o.batch_size, generator=generator,
-                                                    group_by_length=o.group_by_length):
-                loss = (unrolled_loss_sum if manual else loss_sum)(model, inputs, targets)
-                (loss / n if o.reduction == "mean" else loss).backward()
+            order = generator.get_state()  # this epoch's batches follow from it
+            # summed on the device: no sync per step
+            loss_total = torch.tensor(saved.get("loss_total", 0.0) if skip else 0.0, device=device)
+            chars = saved.get("chars", 0) if skip else 0
+            out_of_time = False
+            batches = train.batches(o.batch_size, generator=generator, group_by_length=o.group_by_length,
+                                    shard=(world.rank, world.size))
+            for i, (inputs, targets, n) in enumerate(batches):
+                if i < skip:
+                    continue  # trained before the interruption this run resumes from
+                if n == 0:  # this process got no word of a small last batch: take part all the same
+                    inputs, targets = train.inputs[:1, :1], torch.full_like(train.targets[:1, :1], IGNORE)
+                with autocast:
+                    loss = (unrolled_loss_sum if manual else loss_sum)(net, inputs, targets)
+                scaler.scale(loss / per_batch).backward()
                 if o.grad_clip:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 loss_total += loss.detach()
@@ -85,20 +132,33 @@ class WordResetTrainer:
                 step += 1
                 if step % o.log_every == 0:
                     run.step(step, total_steps, epoch, float(loss_total) / chars)
-                if o.max_seconds and time.monotonic() - start >= o.max_seconds:
-                    out_of_time = True
+                stopping, out_of_time = run.agree(
+                    run.stop_requested, bool(o.max_seconds) and time.monotonic() - start >= o.max_seconds)
+                if stopping:  # Ctrl-C or SIGTERM: save mid-epoch, resumable exactly
+                    run.checkpoint(model, state(epoch - 1, i + 1, order, loss_total, chars))
+                    return
+                if out_of_time:
                     break
+            skip = 0
+            if world.distributed:  # the epoch's loss over every process's words
+                totals = all_reduce_sum(torch.stack([loss_total.double(), torch.tensor(float(chars), device=device,
+                                                                                      dtype=torch.float64)]))
+                loss_total, chars = totals[0], int(totals[1])
             train_loss = float(loss_total) / max(chars, 1)
             seconds = time.monotonic() - epoch_start
             val_loss = mean_loss(model, val) if len(val) else None
+            if val_loss is not None and (best is None or val_loss < best):
+                best, stale = val_loss, 0
+            elif val_loss is not None:
+                stale += 1
+            stop = out_of_time or (o.patience is not None and stale >= o.patience)
             metrics = {"epoch": epoch, "step": step, "chars": chars,
                        "train_loss": train_loss, "val_loss": val_loss,
                        "train_bpc": train_loss / math.log(2),
                        "val_bpc": val_loss / math.log(2) if val_loss is not None else None,
                        "chars_per_s": chars / seconds if seconds > 0 else None,
                        "seconds": time.monotonic() - start, "lr": scheduler.get_last_lr()[0]}
-            run.end_epoch(metrics, model, {"optimizer": optimizer.state_dict(),
-                                           "scheduler": scheduler.state_dict(),
-                                           "epoch": epoch, "step": step})
-            if out_of_time:
+            save = stop or epoch == o.epochs or epoch % o.checkpoint_every == 0
+            run.end_epoch(metrics, model, state(epoch, 0, generator.get_state()), save=save)
+            if stop:
                 break

@@ -1,0 +1,60 @@
+import json
+
+from conftest import ROOT, run_letras
+
+FIGURES = {"notes", "plain", "letras", "ratios", "sampling", "peak_memory_mib"}
+
+
+def test_bench_reports_every_figure(tmp_path):
+    result = run_letras("bench", "--corpus", "ciudades", "--seconds", "1", "--hidden", "16",
+                        "--batch-size", "8", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert FIGURES <= set(report)
+    for loop in ("notes", "plain", "letras"):
+        assert report[loop]["chars_per_s"] > 0 and 0 <= report[loop]["padding"] < 1
+    assert report["ratios"]["letras_vs_notes"] == report["letras"]["chars_per_s"] / report["notes"]["chars_per_s"]
+    assert report["ratios"]["letras_vs_plain"] > 0
+    assert report["sampling"]["batch"] == 1000 and report["sampling"]["words_per_s"] > 0
+    assert report["peak_memory_mib"] > 0 and report["device"] == "cpu"
+
+
+def test_bench_table_on_a_word_file(tmp_path):
+    (tmp_path / "w.txt").write_text("ana\nbea\ncarla\ndiana\nelena\n")
+    result = run_letras("bench", "--corpus", "w.txt", "--seconds", "0.5", "--hidden", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "letras / notes' loop" in result.stdout and "words/s" in result.stdout
+
+
+def test_eval_equals_the_trainers_validation_loss(invoke, tmp_path):
+    result = invoke("run", "ciudades-lstm", "trainer.epochs=5", "trainer.val_fraction=0.2", "output=r")
+    assert result.exit_code == 0, result.output
+    last = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    report = json.loads(invoke("eval", "r", "--json").stdout)
+    assert report["loss"] == last["val_loss"]
+    assert report["words"] == 3 and report["source"] == "validation split"
+
+
+def test_eval_on_a_file_is_weighted_by_characters(invoke, tmp_path):
+    assert invoke("run", "ciudades-lstm", "trainer.epochs=5", "output=r").exit_code == 0
+    (tmp_path / "a.txt").write_text("MADRID\n")
+    (tmp_path / "b.txt").write_text("VIGO\n")
+    (tmp_path / "ab.txt").write_text("MADRID\nVIGO\n")
+    reports = {n: json.loads(invoke("eval", "r", "--file", f"{n}.txt", "--json").stdout) for n in ("a", "b", "ab")}
+    a, b, ab = reports["a"], reports["b"], reports["ab"]
+    assert (a["chars"], b["chars"], ab["chars"]) == (7, 5, 12)
+    assert abs(ab["loss"] - (a["loss"] * 7 + b["loss"] * 5) / 12) < 1e-6
+    text = invoke("eval", "r", "--file", "ab.txt").stdout
+    assert "nats/char" in text and "bits/char" in text and "perplexity" in text
+
+
+def test_default_run_finishes_and_invents_new_names(tmp_path):
+    """The README's first command: `letras run` on its built-in default."""
+    from letras.plugins.corpora import municipios
+
+    result = run_letras("run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = result.stdout.splitlines()
+    assert len(names) == 20
+    known = set(municipios().words())
+    assert sum(n not in known for n in names) >= 10

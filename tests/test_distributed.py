@@ -1,0 +1,51 @@
+"""Data-parallel training through torchrun: 2 CPU processes (gloo) equal 1 with the same batch."""
+
+import subprocess
+import sys
+
+import torch
+
+from conftest import run_letras
+
+CONFIG = """
+name: ddp
+seed: 1
+corpus:    {name: file, path: words.txt}
+model:     {name: lstm, hidden_size: 16, embedding_dim: 8}
+trainer:   {name: word-reset, epochs: 2, batch_size: 15, lr: 0.01, val_fraction: 0.1, device: cpu, log_every: 1}
+sampler:   {name: temperature, count: 4}
+"""
+
+
+def test_two_processes_train_like_one_and_write_one_folder(tmp_path):
+    from letras.plugins.corpora import municipios
+
+    (tmp_path / "words.txt").write_text("\n".join(municipios().words()[:200]) + "\n", encoding="utf-8")
+    (tmp_path / "ddp.yaml").write_text(CONFIG)
+    single = run_letras("run", "ddp.yaml", "output=single", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    before = {p.name for p in tmp_path.iterdir()}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "letras.core", "run", "ddp.yaml", "output=multi"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 4  # rank 0 alone prints the words
+    assert "on 2 processes" in result.stderr
+    assert {p.name for p in tmp_path.iterdir()} - before == {"multi"}  # one run folder, nothing else
+    a = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "multi" / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 2 * 12  # 180 training words in batches of 15, twice
+    for key in a["model"]:
+        torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-4, atol=1e-5, msg=key)
+    assert abs(a["metrics"]["train_loss"] - b["metrics"]["train_loss"]) < 1e-4
+    # the run trained on two processes samples and resumes on one
+    sampled = run_letras("sample", "multi", "-n", "2", cwd=tmp_path)
+    assert sampled.returncode == 0 and len(sampled.stdout.splitlines()) == 2
+    resumed = run_letras("resume", "multi", "trainer.epochs=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_precision_other_than_fp32_needs_cuda(tmp_path):
+    result = run_letras("run", "ciudades-lstm", "trainer.precision=bf16", "trainer.device=cpu", "trainer.epochs=1",
+                        cwd=tmp_path)
+    assert result.returncode == 2 and "precision bf16 needs a CUDA device" in result.stderr
