@@ -212,7 +212,7 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
         options[key.strip()] = cfg.parse_value(value)
     if sampler is not None:
         # another sampler takes only the options it declares, from the command line
-        trained = _with_sampler(trained, sampler, {**options, **({"count": count} if count else {})})
+        trained = trained.with_sampler(sampler, **options, **({"count": count} if count else {}))
         options = {}
     if count is not None:
         options["count"] = count
@@ -320,18 +320,6 @@ def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: st
         click.echo(f"{stats['count']:,} samples: {stats['novel']:.1%} novel, {stats['unique']:.1%} unique, "
                    f"mean length {stats['mean_length']:.2f} (corpus {stats['corpus_mean_length']:.2f}), "
                    f"length distance {stats['length_distance']:.3f} letters")
-
-
-def _with_sampler(trained: Any, name: str, options: dict[str, Any]) -> Any:
-    import dataclasses
-
-    component = get_host().registry("sampler").get(name)
-    options.pop("name", None)
-    built = cfg.build_options(component, options, "sampler",
-                              where=lambda key: f"option --{key.split('.')[-1].replace('_', '-')}")
-    sections = dict(trained.config.sections)
-    sections["sampler"] = cfg.Section("sampler", component, built)
-    return dataclasses.replace(trained, config=dataclasses.replace(trained.config, sections=sections))
 
 
 @cli.command()

@@ -71,7 +71,9 @@ class Model(Protocol):
 
     Built as ``factory(vocab_size, **options)``; an ``nn.Module``. Calling it with one
     position at a time and the state it returned must give the same logits as calling it on
-    the whole sequence: samplers and the manual unroll rely on that.
+    the whole sequence: samplers and the manual unroll rely on that. A state laid out like
+    ``nn.RNN``'s (tensors, or tuples of tensors, with the batch at dimension 1) lets the
+    samplers drop finished words from the batch and lets beam search reorder it.
     """
 
     def __call__(self, ids: "torch.Tensor", state: Any = None) -> tuple["torch.Tensor", Any]:
@@ -84,8 +86,12 @@ class Trainer(Protocol):
     def fit(self, model: Any, words: Sequence[Sequence[int]], run: "TrainingRun") -> None:
         """Train ``model`` on encoded words (each ``[boundary, ..., boundary]``).
 
-        ``run`` gives the seed, the split, logging, metrics and checkpoints; see
-        ``letras.core.training.TrainingRun``.
+        ``run`` (``letras.core.TrainingRun``) gives what every trainer needs:
+        ``run.device(spec)`` and ``run.wrap(model)`` (one process, or DDP under torchrun),
+        ``run.split(words, fraction)``, ``run.seed``, ``run.step(...)`` for progress,
+        ``run.end_epoch(metrics, model, state)`` for metrics and checkpoints,
+        ``run.stop_requested`` with ``run.checkpoint(model, state)`` for Ctrl-C, and
+        ``run.resume_state``: the ``state`` it saved last, when the run resumes.
         """
 
 

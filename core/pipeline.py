@@ -244,15 +244,19 @@ class TrainedModel:
         section = self.config["sampler"]
         values = {**dataclasses.asdict(section.options),
                   **{k: v for k, v in options.items() if v is not None}}
-        if "name" in values:
-            section = cfg.Section("sampler", get_host().registry("sampler").get(values.pop("name")), None)
-        sampler_options = cfg.build_options(section.component, values, "sampler",
-                                            where=_option_where)
+        sampler_options = cfg.build_options(section.component, values, "sampler", where=_option_where)
         sampler = section.component.build(options=sampler_options)
         torch_device = resolve_device(device)
         self.model.to(torch_device)
         return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
 
+    def with_sampler(self, name: str, **options: Any) -> TrainedModel:
+        """The same model with another registered sampler (``greedy``, ``beam``, a plugin's),
+        given only ``options``: the run's sampler options belong to the run's sampler."""
+        component = get_host().registry("sampler").get(name)
+        built = cfg.build_options(component, options, "sampler", where=_option_where)
+        sections = {**self.config.sections, "sampler": cfg.Section("sampler", component, built)}
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, sections=sections))
 
     def generate(self, count: int, *, novel: bool = False, unique: bool = False,
                  min_length: int | None = None, seed: int | None = None, device: str = "cpu",

@@ -4,7 +4,6 @@ and statistics of what it samples."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from typing import Any, Sequence
 
@@ -102,7 +101,3 @@ def sample_statistics(samples: Sequence[str], corpus: Sequence[str]) -> dict[str
     return {"novel": novel, "unique": unique, "length_distance": distance,
             "mean_length": sum(map(len, samples)) / len(samples),
             "corpus_mean_length": sum(map(len, corpus)) / len(corpus)}
-
-
-def logprob_to_bits(logprob: float) -> float:
-    return -logprob / math.log(2)

@@ -43,6 +43,12 @@ def test_two_processes_train_like_one_and_write_one_folder(tmp_path):
     assert sampled.returncode == 0 and len(sampled.stdout.splitlines()) == 2
     resumed = run_letras("resume", "multi", "trainer.epochs=3", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    # and resumes under torchrun the same way
+    again = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                            "-m", "letras.core", "resume", "multi", "trainer.epochs=4"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert torch.load(tmp_path / "multi" / "checkpoint.pt", weights_only=True)["epoch"] == 4
 
 
 def test_precision_other_than_fp32_needs_cuda(tmp_path):

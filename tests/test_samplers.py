@@ -14,9 +14,7 @@ def test_same_seed_same_words(trained_run):
 
 def test_greedy_from_m_gives_one_of_the_notes_cities(trained_run):
     trained = load_run(trained_run)
-    from letras.core.cli import _with_sampler
-
-    greedy = _with_sampler(trained, "greedy", {"prefix": "M", "count": 3})
+    greedy = trained.with_sampler("greedy", prefix="M", count=3)
     words = greedy.sample(seed=0)
     assert len(set(words)) == 1 and words[0] in CIUDADES and words[0].startswith("M")
 

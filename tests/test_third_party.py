@@ -119,6 +119,7 @@ def test_broken_plugins_are_reported_and_everything_else_works(broken_site, tmp_
     assert "Warning: plugin 'typo_plugin' implements 'register_cell'" in result.stderr
     text = letras("plugins", site=broken_site, cwd=tmp_path).stdout
     assert "import_fails (import-fails 1.0) [entry point] FAILED: failed to import: ImportError: needs libfoo" in text
+    assert not imports_torch("plugins", cwd=tmp_path, env={"PYTHONPATH": str(broken_site)})
     # every other command keeps working
     assert letras("list", "cell", site=broken_site, cwd=tmp_path).returncode == 0
     assert letras("validate", "ciudades-rnn", site=broken_site, cwd=tmp_path).returncode == 0

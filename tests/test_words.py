@@ -66,10 +66,8 @@ def test_sampler_options_from_the_command_line(invoke, trained_run):
 
 
 def test_beam_gives_the_most_probable_words_in_order(trained_run):
-    from letras.core.cli import _with_sampler
-
     trained = load_run(trained_run)
-    words = _with_sampler(trained, "beam", {"count": 5, "width": 20}).sample()
+    words = trained.with_sampler("beam", count=5, width=20).sample()
     assert len(words) == 5 and len(set(words)) == 5
     scores = [s.logprob for s in trained.score(words)]
     assert scores == sorted(scores, reverse=True)
