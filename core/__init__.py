@@ -11,7 +11,8 @@ from .config import PipelineConfig, load_config
 from .errors import ConfigError, Interrupted, LetrasError, PluginError, UsageError
 from .hookspecs import hookimpl
 from .options import option
-from .pipeline import TrainedModel, load_run, train
+from .pipeline import train
+from .trained import TrainedModel, load_run
 from .plugins import components
 from .training import TrainEvent, TrainingRun, resolve_device, split_words
 

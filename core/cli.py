@@ -199,7 +199,7 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
     --novel, --unique and --min-length draw in batches and keep the words that fit, until
     there are N of them (or say how many the model could give).
     """
-    from .pipeline import load_run
+    from .trained import load_run
 
     trained = load_run(run_dir, checkpoint)
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "prefix": prefix,
@@ -235,7 +235,7 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
 def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, checkpoint: str) -> None:
     """Log-probability of each WORD under the model (from stdin, one per line, if none given):
     total and per character, the end of the word included. Higher sounds more like the corpus."""
-    from .pipeline import load_run
+    from .trained import load_run
 
     trained = load_run(run_dir, checkpoint)
     if not words:
@@ -263,7 +263,7 @@ def explain(run_dir: str, word: str, top_k: int, checkpoint: str) -> None:
     probability it gave to the letter that really follows (. is the word boundary)."""
     import math
 
-    from .pipeline import load_run
+    from .trained import load_run
 
     steps = load_run(run_dir, checkpoint).explain(word, top_k=top_k)
     click.echo(f"{'read':>5}  {'next':<5} {'p(next)':>8}   likeliest next")
@@ -301,7 +301,7 @@ def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: st
              as_json: bool) -> None:
     """Loss in nats and bits per character and perplexity (weighted by characters), and the
     share of novel and unique words among samples, with their length's distance to the corpus."""
-    from .pipeline import load_run
+    from .trained import load_run
 
     trained = load_run(run_dir, checkpoint)
     words = None
@@ -327,7 +327,7 @@ def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: st
 @click.option("--show", is_flag=True, help="Print the resolved config, defaults included.")
 def validate(args: tuple[str, ...], show: bool) -> None:
     """Check a config and load its corpus, without training (torch is not imported)."""
-    from .pipeline import prepare
+    from .assemble import prepare
 
     spec, overrides = _split_args(args)
     config = cfg.load_config(spec, overrides)

@@ -1,6 +1,6 @@
 import json
 
-from conftest import ROOT, run_letras
+from conftest import run_letras
 
 FIGURES = {"notes", "plain", "letras", "ratios", "sampling", "peak_memory_mib"}
 

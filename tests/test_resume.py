@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, run_letras
+from conftest import run_letras
 from letras.core import Interrupted, UsageError, hookimpl, load_config, load_run, train
 from letras.core.rundir import RunDir
 from letras.core.testing import registered_plugin

@@ -5,7 +5,6 @@ import math
 
 import pytest
 
-from conftest import run_letras
 from letras.core import LetrasError, load_run
 from letras.core.scoring import sample_statistics
 from letras.plugins.corpora import CIUDADES

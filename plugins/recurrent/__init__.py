@@ -7,7 +7,7 @@ are generators with those cells; ``generator`` takes any registered cell by name
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from letras.core import hookimpl, option

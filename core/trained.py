@@ -1,0 +1,186 @@
+"""A trained run read back: sample, generate new words, score, explain, evaluate.
+
+What notebooks use, and what `letras sample`, `score`, `explain` and `eval` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import config as cfg
+from .assemble import build_model, encode_words, load_words
+from .errors import LetrasError, UsageError
+from .plugins import get_host
+from .rundir import RunDir
+from .training import resolve_device, split_words
+
+
+@dataclasses.dataclass
+class Sample:
+    """A generated word, its log-probability under the model, and whether it is new
+    (None when the corpus can no longer be read)."""
+
+    word: str
+    logprob: float
+    novel: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained model with its vocabulary and config: what notebooks and the CLI sample from."""
+
+    config: cfg.PipelineConfig
+    tokenizer: Any
+    model: Any
+    run_dir: Path | None = None
+    checkpoint: dict[str, Any] | None = None
+
+    def sample(self, *, seed: int | None = None, device: str = "cpu", **options: Any) -> list[str]:
+        """Words from the run's sampler; ``options`` override its config (count, prefix, ...)."""
+        section = self.config["sampler"]
+        values = {**dataclasses.asdict(section.options),
+                  **{k: v for k, v in options.items() if v is not None}}
+        sampler_options = cfg.build_options(section.component, values, "sampler", where=_option_where)
+        sampler = section.component.build(options=sampler_options)
+        torch_device = resolve_device(device)
+        self.model.to(torch_device)
+        return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
+
+    def with_sampler(self, name: str, **options: Any) -> TrainedModel:
+        """The same model with another registered sampler (``greedy``, ``beam``, a plugin's),
+        given only ``options``: the run's sampler options belong to the run's sampler."""
+        component = get_host().registry("sampler").get(name)
+        built = cfg.build_options(component, options, "sampler", where=_option_where)
+        sections = {**self.config.sections, "sampler": cfg.Section("sampler", component, built)}
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, sections=sections))
+
+    def generate(self, count: int, *, novel: bool = False, unique: bool = False,
+                 min_length: int | None = None, seed: int | None = None, device: str = "cpu",
+                 max_draws: int | None = None, **options: Any) -> list[Sample]:
+        """Exactly ``count`` words with their log-probabilities, drawn in batches and
+        rejected until they fit: ``novel`` (not in the corpus, after the tokenizer's
+        normalisation), ``unique``, ``min_length``. At most ``max_draws`` words are drawn
+        (default 200 per word asked for); fewer fitting words than asked is an error."""
+        import random
+
+        if count < 1:
+            raise UsageError(f"count must be at least 1, got {count}")
+        if novel:  # the corpus must be readable to tell what is new
+            known: set[str] | None = {self.tokenizer.normalize(w) for w in load_words(self.config)}
+        else:
+            corpus = self.corpus_words()
+            known = None if corpus is None else set(corpus)
+        max_draws = max_draws or 200 * count
+        rng = random.Random(seed)
+        kept: dict[str, None] = {}
+        words: list[str] = []
+        drawn = 0
+        while len(words) < count and drawn < max_draws:
+            batch = min(max(2 * (count - len(words)), 256), max_draws - drawn, 10_000)
+            for word in self.sample(seed=rng.randrange(2**62), device=device, count=batch, **options):
+                drawn += 1
+                if (novel and word in known) or (unique and word in kept) or \
+                        (min_length is not None and len(word) < min_length):
+                    continue
+                kept[word] = None
+                words.append(word)
+                if len(words) == count:
+                    break
+        if len(words) < count:
+            wanted = " ".join(f for f, on in (("novel", novel), ("unique", unique)) if on)
+            raise LetrasError(f"the model gave only {len(words)} {wanted} words of the {count} asked for "
+                              f"in {drawn:,} draws",
+                              hint="ask for fewer, raise the temperature, or train on more words")
+        scores = self.score(words, device=device)
+        return [Sample(s.word, s.logprob, None if known is None else s.word not in known) for s in scores]
+
+    def corpus_words(self) -> list[str] | None:
+        """The training corpus as the tokenizer sees it; None if it can no longer be read."""
+        try:
+            return [self.tokenizer.normalize(w) for w in load_words(self.config)]
+        except LetrasError:
+            return None
+
+    def score(self, words: Sequence[str], *, device: str = "cpu") -> list[Any]:
+        """Each word's log-probability (letters and end of word), total and per character."""
+        from .scoring import score_words
+
+        torch_device = resolve_device(device)
+        return score_words(self.model.to(torch_device), self.tokenizer, list(words), device=torch_device)
+
+    def explain(self, word: str, *, top_k: int = 5, device: str = "cpu") -> list[Any]:
+        """Letter by letter: what the model reads, its likeliest next letters, and the
+        probability it gave to the letter that really follows."""
+        from .scoring import explain_word
+
+        torch_device = resolve_device(device)
+        return explain_word(self.model.to(torch_device), self.tokenizer, word, top_k=top_k, device=torch_device)
+
+    def sample_statistics(self, count: int = 1000, *, seed: int = 0, device: str = "cpu") -> dict[str, Any] | None:
+        """Novel and unique shares of ``count`` samples, and their length distance to the
+        corpus (None when the corpus can no longer be read)."""
+        from .scoring import sample_statistics
+
+        corpus = self.corpus_words()
+        if corpus is None:
+            return None
+        return {"count": count, **sample_statistics(self.sample(seed=seed, device=device, count=count), corpus)}
+
+    def validation_words(self) -> list[str]:
+        """The words the run held out for validation (its corpus, split as in training)."""
+        split = (self.checkpoint or {}).get("split") or {}
+        if not split.get("val_fraction"):
+            raise UsageError("this run held out no validation words", hint="evaluate a word file with --file")
+        words = load_words(self.config)
+        return split_words(words, split["val_fraction"], split["seed"])[1]
+
+    def evaluate(self, words: Sequence[str] | None = None, *, source: str = "validation split",
+                 device: str = "cpu") -> dict[str, Any]:
+        """Loss in nats and bits per character, and perplexity, over ``words`` (default: the
+        validation split), weighted by characters."""
+        import math
+
+        from .batching import WordBatches, mean_loss
+
+        words = self.validation_words() if words is None else list(words)
+        if not words:
+            raise UsageError("no words to evaluate", where=source)
+        encoded = encode_words(self.tokenizer, words, source)
+        torch_device = resolve_device(device)
+        data = WordBatches(encoded, torch_device)
+        loss = mean_loss(self.model.to(torch_device), data)
+        return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+                "words": len(words), "chars": data.chars, "source": source}
+
+
+def _option_where(dotted: str) -> str:
+    return f"option --{dotted.split('.')[-1].replace('_', '-')}"
+
+
+def load_run(path: str | Path, checkpoint: str = "last") -> TrainedModel:
+    """Read a run folder back: the checkpoint (``last`` or ``best``), config, vocabulary, weights."""
+    run_dir = RunDir(path)
+    data = run_dir.load_checkpoint(checkpoint)
+    try:
+        config = cfg.validate(data["config"], source=f"{run_dir.checkpoint_path} config")
+    except UsageError as exc:
+        raise LetrasError(f"the run's config no longer validates: {exc}",
+                          hint="is a plugin it used still installed? see `letras plugins`") from None
+    except KeyError:
+        raise LetrasError("checkpoint has no config", where=str(run_dir.checkpoint_path)) from None
+    tokenizer = config["tokenizer"].component.build(options=config["tokenizer"].options)
+    tokenizer.load_state(data["tokenizer"])
+    model = build_model(config, tokenizer.vocab_size)
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise LetrasError(f"the weights do not fit the model the config describes ({str(exc).splitlines()[0]})",
+                          where=str(run_dir.checkpoint_path)) from None
+    model.eval()
+    return TrainedModel(config=config, tokenizer=tokenizer, model=model, run_dir=run_dir.path,
+                        checkpoint=data)
