@@ -17,6 +17,7 @@ import click
 
 from . import config as cfg
 from . import options as opts
+from . import word_commands
 from .errors import Interrupted, LetrasError
 from .plugins import get_host
 from .registry import HOOKS, PLURALS
@@ -171,158 +172,6 @@ def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool 
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path())
-@click.option("-n", "--count", type=int, default=None, help="How many words (default: the run's sampler).")
-@click.option("--temperature", type=float, default=None, help="Sampling temperature.")
-@click.option("--top-k", type=int, default=None, help="Draw only from the k likeliest letters.")
-@click.option("--top-p", type=float, default=None, help="Draw only from the likeliest letters that make up p of the probability.")
-@click.option("--prefix", default=None, help="Every word starts with these letters.")
-@click.option("--max-length", type=int, default=None, help="Longest word, prefix included.")
-@click.option("--min-length", type=click.IntRange(min=1), default=None, help="Reject shorter words.")
-@click.option("--novel", is_flag=True, help="Only words that are not in the training corpus.")
-@click.option("--unique", is_flag=True, help="No word twice.")
-@click.option("--seed", type=int, default=None, help="Same seed, same words.")
-@click.option("--sampler", default=None, help="Another registered sampler (greedy, beam).")
-@click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
-              help="Any option of the sampler, e.g. --sampler beam -o width=50.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
-              help="jsonl adds each word's log-probability and whether it is novel.")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
-              help="The last checkpoint, or the one with the lowest validation loss.")
-def sample(run_dir: str, count: int | None, temperature: float | None, top_k: int | None,
-           top_p: float | None, prefix: str | None, max_length: int | None, min_length: int | None,
-           novel: bool, unique: bool, seed: int | None, sampler: str | None, extra: tuple[str, ...],
-           fmt: str, device: str, checkpoint: str) -> None:
-    """Generate words from a trained run; stdout holds exactly the words, one per line.
-
-    --novel, --unique and --min-length draw in batches and keep the words that fit, until
-    there are N of them (or say how many the model could give).
-    """
-    from .trained import load_run
-
-    trained = load_run(run_dir, checkpoint)
-    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "prefix": prefix,
-             "max_length": max_length}
-    options = {k: v for k, v in given.items() if v is not None}
-    for text in extra:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise click.UsageError(f"-o takes KEY=VALUE (e.g. -o width=50), got '{text}'")
-        options[key.strip()] = cfg.parse_value(value)
-    if sampler is not None:
-        # another sampler takes only the options it declares, from the command line
-        trained = trained.with_sampler(sampler, **options, **({"count": count} if count else {}))
-        options = {}
-    if count is not None:
-        options["count"] = count
-    if not (novel or unique or min_length or fmt == "jsonl"):
-        for word in trained.sample(seed=seed, device=device, **options):
-            click.echo(word)
-        return
-    n = options.pop("count", None) or trained.config["sampler"].options.count
-    for item in trained.generate(n, novel=novel, unique=unique, min_length=min_length, seed=seed,
-                                 device=device, **options):
-        click.echo(json.dumps(item.to_dict(), ensure_ascii=False) if fmt == "jsonl" else item.word)
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path())
-@click.argument("words", nargs=-1)
-@click.option("--sort", is_flag=True, help="Most corpus-like first (by log-probability per character).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True)
-def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, checkpoint: str) -> None:
-    """Log-probability of each WORD under the model (from stdin, one per line, if none given):
-    total and per character, the end of the word included. Higher sounds more like the corpus."""
-    from .trained import load_run
-
-    trained = load_run(run_dir, checkpoint)
-    if not words:
-        words = tuple(line.strip() for line in click.get_text_stream("stdin") if line.strip())
-        if not words:
-            raise click.UsageError("no words given, on the command line or on stdin")
-    scores = trained.score(words)
-    if sort:
-        scores.sort(key=lambda s: s.per_char, reverse=True)
-    for s in scores:
-        if as_json:
-            click.echo(json.dumps(s.to_dict(), ensure_ascii=False))
-        else:
-            click.echo(f"{s.logprob:10.4f}  {s.per_char:8.4f}  {s.word}")
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path())
-@click.argument("word")
-@click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many of the likeliest next letters to show.")
-@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True)
-def explain(run_dir: str, word: str, top_k: int, checkpoint: str) -> None:
-    """WORD letter by letter: what the model reads, the letters it expects next, and the
-    probability it gave to the letter that really follows (. is the word boundary)."""
-    import math
-
-    from .trained import load_run
-
-    steps = load_run(run_dir, checkpoint).explain(word, top_k=top_k)
-    click.echo(f"{'read':>5}  {'next':<5} {'p(next)':>8}   likeliest next")
-    total = 0.0
-    for step in steps:
-        total += math.log(step.prob)
-        color = "green" if step.prob >= 0.3 else "yellow" if step.prob >= 0.05 else "red"
-        top = "  ".join(click.style(f"{t} {p:.2f}", bold=(t == step.next)) for t, p in step.top)
-        click.echo(f"{step.read:>5}  {step.next:<5} " + click.style(f"{step.prob:8.4f}", fg=color) + f"   {top}")
-    click.echo(f"log-probability {total:.4f} nats, {total / len(steps):.4f} per character")
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), default=None, help="Where to write the PNG (default: RUN_DIR/loss.png).")
-def plot(run_dir: str, output: str | None) -> None:
-    """A PNG of the training and validation loss per epoch, from metrics.jsonl (needs letras[plot])."""
-    from .plotting import plot_losses
-
-    click.echo(plot_losses(run_dir, output), err=True)
-
-
-@cli.command("eval")
-@click.argument("run_dir", type=click.Path())
-@click.option("--file", "path", type=click.Path(), default=None,
-              help="A word file (one per line) instead of the run's validation split.")
-@click.option("--samples", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Words to draw for the novelty, uniqueness and length figures (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
-              help="The last checkpoint, or the one with the lowest validation loss.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: str, checkpoint: str,
-             as_json: bool) -> None:
-    """Loss in nats and bits per character and perplexity (weighted by characters), and the
-    share of novel and unique words among samples, with their length's distance to the corpus."""
-    from .trained import load_run
-
-    trained = load_run(run_dir, checkpoint)
-    words = None
-    if path is not None:
-        words = get_host().registry("corpus").get("file").build(path=path).words()
-    report = trained.evaluate(words, source=path or "validation split", device=device)
-    if samples:
-        report["samples"] = trained.sample_statistics(samples, seed=seed, device=device)
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    click.echo(f"{report['source']}: {report['loss']:.4f} nats/char, {report['bpc']:.4f} bits/char, "
-               f"perplexity {report['perplexity']:.3f} ({report['words']:,} words, {report['chars']:,} characters)")
-    stats = report.get("samples")
-    if stats:
-        click.echo(f"{stats['count']:,} samples: {stats['novel']:.1%} novel, {stats['unique']:.1%} unique, "
-                   f"mean length {stats['mean_length']:.2f} (corpus {stats['corpus_mean_length']:.2f}), "
-                   f"length distance {stats['length_distance']:.3f} letters")
-
-
-@cli.command()
 @click.argument("args", nargs=-1, metavar="CONFIG [KEY=VALUE]...")
 @click.option("--show", is_flag=True, help="Print the resolved config, defaults included.")
 def validate(args: tuple[str, ...], show: bool) -> None:
@@ -396,6 +245,11 @@ def plugins(as_json: bool) -> None:
             click.echo(f"    hooks: {', '.join(other)}")
         for warning in info["warnings"]:
             click.echo(f"    warning: {warning}")
+
+
+for command in (word_commands.sample, word_commands.score, word_commands.explain, word_commands.evaluate,
+                word_commands.plot):
+    cli.add_command(command)
 
 
 def main() -> None:
