@@ -7,6 +7,7 @@ results from Python.
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -86,7 +87,7 @@ def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, check
 
     trained = load_run(run_dir, checkpoint)
     if not words:
-        words = tuple(line.strip() for line in click.get_text_stream("stdin") if line.strip())
+        words = tuple(line.strip() for line in sys.stdin if line.strip())
         if not words:
             raise click.UsageError("no words given, on the command line or on stdin")
     scores = trained.score(words)
