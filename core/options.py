@@ -121,14 +121,13 @@ def check_value(key: str, value: Any, tp: Any) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return check_value(key, value, arg)
-            except OptionError as exc:
-                errors.append(exc)
+            except OptionError:
+                continue
         raise OptionError(key, f"expected {type_name(tp)}, got {_show(value)}")
     if origin is Literal:
         choices = typing.get_args(tp)
