@@ -58,17 +58,17 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
         if not sep or not key.strip():
             raise click.UsageError(f"-o takes KEY=VALUE (e.g. -o width=50), got '{text}'")
         options[key.strip()] = cfg.parse_value(value)
-    if sampler is not None:
-        # another sampler takes only the options it declares, from the command line
-        trained = trained.with_sampler(sampler, **options, **({"count": count} if count else {}))
-        options = {}
     if count is not None:
         options["count"] = count
+    if sampler is not None:
+        # another sampler takes only the options it declares, from the command line
+        trained = trained.with_sampler(sampler, **options)
+        options = {}
     if not (novel or unique or min_length or fmt == "jsonl"):
         for word in trained.sample(seed=seed, device=device, **options):
             click.echo(word)
         return
-    n = options.pop("count", None) or trained.config["sampler"].options.count
+    n = options.pop("count", trained.config["sampler"].options.count)
     for item in trained.generate(n, novel=novel, unique=unique, min_length=min_length, seed=seed,
                                  device=device, **options):
         click.echo(json.dumps(item.to_dict(), ensure_ascii=False) if fmt == "jsonl" else item.word)
