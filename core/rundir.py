@@ -49,12 +49,14 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self._replace: list[str] = []  # files of an older run, removed when the new one first saves
+        self._created = False  # this run made the folder, so it may remove it if it saves nothing
+        self._lock: Any = None  # the open lock file while this process trains here
 
     config_path = property(lambda self: self.path / "config.yaml")
     checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
     best_path = property(lambda self: self.path / "best.pt")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
-    samples_path = property(lambda self: self.path / "samples.txt")
 
     def prepare(self, *, overwrite: bool = False) -> None:
         """Check, before any training, that a new run can be written here.
@@ -93,9 +95,8 @@ class RunDir:
         self._lock = handle  # released when the process ends or unlock() is called
 
     def unlock(self) -> None:
-        handle = getattr(self, "_lock", None)
-        if handle is not None:
-            handle.close()
+        if self._lock is not None:
+            self._lock.close()
             self._lock = None
 
     def prepare_resume(self) -> None:
@@ -103,7 +104,6 @@ class RunDir:
         if not self.checkpoint_path.is_file():
             raise UsageError("holds no checkpoint.pt to resume from", where=str(self.path),
                              hint="start it with `letras run` (without --resume)")
-        self._replace, self._created = [], False
         self.lock()
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -124,14 +124,14 @@ class RunDir:
 
     def begin(self, config_yaml: str) -> None:
         """The new run has something to keep: remove the run it replaces, write config.yaml."""
-        for name in getattr(self, "_replace", []):
+        for name in self._replace:
             (self.path / name).unlink(missing_ok=True)
         self._replace = []
         self.write_text("config.yaml", config_yaml)
 
     def abandon(self) -> None:
         """Training failed before saving anything: remove the folder if this run created it."""
-        if getattr(self, "_created", False):
+        if self._created:
             self.unlock()
             (self.path / ".lock").unlink(missing_ok=True)
             try:

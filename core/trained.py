@@ -13,7 +13,7 @@ from . import config as cfg
 from .assemble import build_model, encode_words, load_words
 from .errors import LetrasError, UsageError
 from .plugins import get_host
-from .rundir import RunDir
+from .rundir import CHECKPOINTS, RunDir
 from .training import resolve_device, split_words
 
 
@@ -70,11 +70,8 @@ class TrainedModel:
 
         if count < 1:
             raise UsageError(f"count must be at least 1, got {count}")
-        if novel:  # the corpus must be readable to tell what is new
-            known: set[str] | None = {self.tokenizer.normalize(w) for w in load_words(self.config)}
-        else:
-            corpus = self.corpus_words()
-            known = None if corpus is None else set(corpus)
+        corpus = self.corpus_words(required=novel)  # novelty needs the corpus; the flag does not
+        known = None if corpus is None else set(corpus)
         max_draws = max_draws or 200 * count
         rng = random.Random(seed)
         kept: dict[str, None] = {}
@@ -99,11 +96,14 @@ class TrainedModel:
         scores = self.score(words, device=device)
         return [Sample(s.word, s.logprob, None if known is None else s.word not in known) for s in scores]
 
-    def corpus_words(self) -> list[str] | None:
-        """The training corpus as the tokenizer sees it; None if it can no longer be read."""
+    def corpus_words(self, *, required: bool = False) -> list[str] | None:
+        """The training corpus as the tokenizer sees it; None if it can no longer be read
+        (an error if ``required``)."""
         try:
             return [self.tokenizer.normalize(w) for w in load_words(self.config)]
         except LetrasError:
+            if required:
+                raise
             return None
 
     def score(self, words: Sequence[str], *, device: str = "cpu") -> list[Any]:
@@ -166,13 +166,14 @@ def load_run(path: str | Path, checkpoint: str = "last") -> TrainedModel:
     """Read a run folder back: the checkpoint (``last`` or ``best``), config, vocabulary, weights."""
     run_dir = RunDir(path)
     data = run_dir.load_checkpoint(checkpoint)
+    file = str(run_dir.path / CHECKPOINTS[checkpoint])  # named in errors: checkpoint.pt or best.pt
     try:
-        config = cfg.validate(data["config"], source=f"{run_dir.checkpoint_path} config")
+        config = cfg.validate(data["config"], source=f"{file} config")
     except UsageError as exc:
         raise LetrasError(f"the run's config no longer validates: {exc}",
                           hint="is a plugin it used still installed? see `letras plugins`") from None
     except KeyError:
-        raise LetrasError("checkpoint has no config", where=str(run_dir.checkpoint_path)) from None
+        raise LetrasError("checkpoint has no config", where=file) from None
     tokenizer = config["tokenizer"].component.build(options=config["tokenizer"].options)
     tokenizer.load_state(data["tokenizer"])
     model = build_model(config, tokenizer.vocab_size)
@@ -180,7 +181,7 @@ def load_run(path: str | Path, checkpoint: str = "last") -> TrainedModel:
         model.load_state_dict(data["model"])
     except (RuntimeError, KeyError) as exc:
         raise LetrasError(f"the weights do not fit the model the config describes ({str(exc).splitlines()[0]})",
-                          where=str(run_dir.checkpoint_path)) from None
+                          where=file) from None
     model.eval()
     return TrainedModel(config=config, tokenizer=tokenizer, model=model, run_dir=run_dir.path,
                         checkpoint=data)
