@@ -1,5 +1,6 @@
 """Data-parallel training through torchrun: 2 CPU processes (gloo) equal 1 with the same batch."""
 
+import json
 import subprocess
 import sys
 
@@ -51,7 +52,32 @@ def test_two_processes_train_like_one_and_write_one_folder(tmp_path):
     assert torch.load(tmp_path / "multi" / "checkpoint.pt", weights_only=True)["epoch"] == 4
 
 
-def test_precision_other_than_fp32_needs_cuda(tmp_path):
-    result = run_letras("run", "ciudades-lstm", "trainer.precision=bf16", "trainer.device=cpu", "trainer.epochs=1",
+def test_fp16_needs_cuda(tmp_path):
+    result = run_letras("run", "ciudades-lstm", "trainer.precision=fp16", "trainer.device=cpu", "trainer.epochs=1",
                         cwd=tmp_path)
-    assert result.returncode == 2 and "precision bf16 needs a CUDA device" in result.stderr
+    assert result.returncode == 2 and "precision fp16 needs a CUDA device" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bf16_on_the_cpu_trains_where_the_cpu_has_bfloat16(tmp_path):
+    result = run_letras("run", "ciudades-lstm", "trainer.precision=bf16", "trainer.device=cpu", "trainer.epochs=30",
+                        "trainer.log_every=1000", "-q", cwd=tmp_path)
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert result.returncode == 2 and "a CPU needs AVX512-BF16 or AMX" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    metrics = [json.loads(line) for line in (tmp_path / "runs" / "ciudades-lstm" / "metrics.jsonl").open()]
+    losses = [m["train_loss"] for m in metrics if "train_loss" in m]
+    assert losses[-1] < losses[0] * 0.8  # it learns
+    # the weights stay fp32: the run samples and evaluates like any other
+    weights = torch.load(tmp_path / "runs" / "ciudades-lstm" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(w.dtype == torch.float32 for w in weights.values())
+
+
+def test_precision_auto_is_bf16_where_the_cpu_has_it():
+    from letras.plugins.word_reset.trainer import resolve_precision
+
+    cpu = torch.device("cpu")
+    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == "fp32"

@@ -36,8 +36,9 @@ class WordResetOptions:
     checkpoint_every: int = option(1, min=1, resume_safe=True,
                                    help="save a checkpoint every this many epochs (and at the end)")
     device: str = option("auto", resume_safe=True, help="auto (CUDA when available), cpu, cuda or cuda:N")
-    precision: Literal["fp32", "bf16", "fp16"] = option(
-        "fp32", help="fp32, or mixed precision on CUDA: bf16, or fp16 with a gradient scaler")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = option(
+        "fp32", help="fp32, or mixed precision: bf16 (CUDA, or a CPU with bfloat16 instructions), "
+                     "fp16 with a gradient scaler (CUDA), auto (bf16 where the device has it, else fp32)")
     log_every: int = option(50, min=1, resume_safe=True,
                             help="steps between progress updates (each reads the loss back)")
     unroll: Literal["fused", "manual"] = option(

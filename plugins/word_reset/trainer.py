@@ -25,6 +25,25 @@ def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -
                            ignore_index=IGNORE, reduction="sum")
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run trains in: ``auto`` is bf16 where the device computes it natively
+    (a CUDA GPU with bfloat16, a CPU with AVX512-BF16 or AMX), else fp32. An explicit choice
+    the device cannot honour is a UsageError."""
+    bf16_native = (torch.cuda.get_device_capability(device)[0] >= 8 if device.type == "cuda"  # Ampere on
+                   else torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if precision == "auto":
+        return "bf16" if bf16_native else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"precision fp16 needs a CUDA device; this run trains on {device}",
+                         hint="use trainer.precision=auto (bf16 where the device has it) or fp32")
+    # Without bfloat16 instructions oneDNN emulates them, more slowly than fp32.
+    if precision == "bf16" and not bf16_native:
+        raise UsageError(f"precision bf16 needs a device that computes in bfloat16 ({device} does not: "
+                         "a CPU needs AVX512-BF16 or AMX, a GPU Ampere or newer)",
+                         hint="use trainer.precision=auto or fp32")
+    return precision
+
+
 class WordResetTrainer:
     def __init__(self, **options: Any):
         from . import WordResetOptions
@@ -61,12 +80,10 @@ class WordResetTrainer:
         device = run.device(o.device)
         train_words, val_words = run.split(words, o.val_fraction)
         train, val = WordBatches(train_words, device), WordBatches(val_words, device)
-        if o.precision != "fp32" and device.type != "cuda":
-            raise UsageError(f"precision {o.precision} needs a CUDA device; this run trains on {device}",
-                             hint="use trainer.precision=fp32 on the CPU")
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16 if o.precision == "bf16" else torch.float16,
-                                  enabled=o.precision != "fp32")
-        scaler = torch.amp.GradScaler("cuda", enabled=o.precision == "fp16")  # fp16 gradients underflow
+        precision = resolve_precision(o.precision, device)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
+                                  enabled=precision != "fp32")
+        scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
         net = run.wrap(model)  # under torchrun: gradients averaged over the processes
         world = run.world
