@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from letras.core import TrainingRun, components
+from letras.core.cells import LayerStack, word_dropout
 from letras.plugins.chars import CharVocabulary
 from letras.plugins.corpora import CIUDADES
 from letras.core.batching import WordBatches, loss_sum, mean_loss
@@ -26,6 +27,8 @@ def build(name: str, vocab_size: int, **options):
     ("lstm", {"embedding_dim": 8, "hidden_size": 16}),
     ("lstm", {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2}),
     ("generator", {"cell": "rnn", "cell_options": {"nonlinearity": "relu"}, "hidden_size": 8}),
+    ("lstm", {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.3, "dropout_mask": "word"}),
+    ("generator", {"cell": "rnn", "hidden_size": 8, "num_layers": 3, "dropout_mask": "word"}),
 ])
 def test_reading_letter_by_letter_equals_reading_the_whole_word(name, options):
     model = build(name, 10, **options).eval()
@@ -44,6 +47,50 @@ def test_one_hot_input_as_in_the_notes():
     assert model.embedding is None
     assert model.cell.input_size == 12 and model.cell.hidden_size == 128
     assert isinstance(model.cell, torch.nn.RNN)
+
+
+def test_word_dropout_draws_one_mask_per_word():
+    torch.manual_seed(0)
+    x = torch.ones(200, 9, 16)
+    y = word_dropout(x, 0.25)
+    kept = y[:, :1, :] != 0  # (B, 1, H): what the first letter kept
+    assert torch.equal(y != 0, kept.expand_as(y))  # every letter of a word: the same units
+    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))  # scaled like nn.Dropout
+    assert 0.2 < 1 - kept.float().mean() < 0.3
+    assert word_dropout(x, 0.25, training=False) is x and word_dropout(x, 0.0) is x
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_layer_stack_equals_the_fused_multi_layer_cell(cell):
+    torch.manual_seed(0)
+    fused = cell(5, 8, num_layers=3, batch_first=True)
+    layers = [cell(5 if i == 0 else 8, 8, batch_first=True) for i in range(3)]
+    for i, layer in enumerate(layers):  # the same weights, layer by layer
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(layer, f"{name}_l0").data.copy_(getattr(fused, f"{name}_l{i}"))
+    stack = LayerStack(layers, dropout=0.5).eval()
+    x = torch.randn(4, 6, 5)
+    for h0 in (None, fused(x)[1]):  # from zeros, and carrying a state
+        expected_out, expected_state = fused(x, h0)
+        out, state = stack(x, h0)
+        torch.testing.assert_close(out, expected_out)
+        for got, want in zip(state if isinstance(state, tuple) else (state,),
+                             expected_state if isinstance(expected_state, tuple) else (expected_state,)):
+            assert got.shape == want.shape == (3, 4, 8)
+            torch.testing.assert_close(got, want)
+
+
+def test_word_dropout_mask_stacks_the_layers_and_shares_one_mask_per_word():
+    letter = build("lstm", 10, hidden_size=16, num_layers=2, dropout=0.5)
+    word = build("lstm", 10, hidden_size=16, num_layers=2, dropout=0.5, dropout_mask="word")
+    assert isinstance(letter.cell, torch.nn.LSTM) and letter.cell.num_layers == 2
+    assert isinstance(word.cell, LayerStack) and len(word.cell.layers) == 2
+    # in training every letter of a word sees the same mask: a word of one repeated letter
+    # is embedded the same at every letter
+    ids = torch.full((64, 5), 3)
+    torch.manual_seed(1)
+    embedded = word.dropout(word.embedding(ids))
+    assert torch.equal(embedded, embedded[:, :1].expand_as(embedded))
 
 
 def test_manual_and_fused_unroll_give_the_same_loss_and_gradients():

@@ -9,13 +9,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from letras.core import components
+from letras.core.cells import LayerStack, WordDropout
 
 BUILTIN = "letras.plugins.recurrent"
 
 
 class Generator(nn.Module):
     """Embedding (or one-hot) -> cell -> linear head, with dropout on the connections that
-    are not recurrent (the embedding and the cell's output), as Zaremba et al. (2014) do.
+    are not recurrent (the embedding, between layers, the cell's output), as Zaremba et al.
+    (2014) do. ``dropout_mask="word"`` draws one mask per word instead of one per letter
+    (Gal and Ghahramani, 2016); the layers are then stacked here, one cell per layer, since
+    a fused multi-layer cell draws its own dropout at every letter.
 
     Reading a whole word at once and reading it letter by letter, carrying the state,
     give the same logits: the cell is the only place where positions meet.
@@ -23,14 +27,18 @@ class Generator(nn.Module):
 
     def __init__(self, vocab_size: int, *, cell: str = "lstm", cell_options: dict[str, Any] | None = None,
                  hidden_size: int = 128, embedding_dim: int = 32, num_layers: int = 1,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, dropout_mask: str = "letter"):
         super().__init__()
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
         input_size = embedding_dim or vocab_size  # one-hot input, as in the notes
-        self.cell = components("cell").get(cell).build(
-            input_size, hidden_size, num_layers=num_layers, dropout=dropout, options=cell_options)
-        self.dropout = nn.Dropout(dropout)
+        build = components("cell").get(cell).build
+        if dropout_mask == "word" and num_layers > 1:
+            self.cell = LayerStack([build(input_size if i == 0 else hidden_size, hidden_size, num_layers=1,
+                                          dropout=0.0, options=cell_options) for i in range(num_layers)], dropout)
+        else:
+            self.cell = build(input_size, hidden_size, num_layers=num_layers, dropout=dropout, options=cell_options)
+        self.dropout = WordDropout(dropout) if dropout_mask == "word" else nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
