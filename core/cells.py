@@ -102,7 +102,7 @@ def word_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     if not training or p == 0.0:
         return x
     mask = torch.empty(x.shape[0], 1, x.shape[2], dtype=x.dtype, device=x.device).bernoulli_(1 - p)
-    return x * mask / (1 - p)
+    return x * mask.div_(1 - p)  # scaled while small: one pass over x
 
 
 class WordDropout(nn.Module):
