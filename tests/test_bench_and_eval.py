@@ -1,5 +1,6 @@
 import json
 
+import torch
 from conftest import run_letras
 
 FIGURES = {"notes", "plain", "letras", "ratios", "sampling", "peak_memory_mib"}
@@ -16,14 +17,17 @@ def test_bench_reports_every_figure(tmp_path):
     assert report["ratios"]["letras_vs_notes"] == report["letras"]["chars_per_s"] / report["notes"]["chars_per_s"]
     assert report["ratios"]["letras_vs_plain"] > 0
     assert report["sampling"]["batch"] == 1000 and report["sampling"]["words_per_s"] > 0
-    assert report["peak_memory_mib"] > 0 and report["device"] == "cpu"
+    assert report["peak_memory_mib"] > 0 and report["device"] == "cpu" and report["precision"] == "fp32"
 
 
 def test_bench_table_on_a_word_file(tmp_path):
     (tmp_path / "w.txt").write_text("ana\nbea\ncarla\ndiana\nelena\n")
-    result = run_letras("bench", "--corpus", "w.txt", "--seconds", "0.5", "--hidden", "8", cwd=tmp_path)
+    result = run_letras("bench", "--corpus", "w.txt", "--seconds", "0.5", "--hidden", "8", "--precision", "auto",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "letras / notes' loop" in result.stdout and "words/s" in result.stdout
+    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    assert f"device cpu, {expected}," in result.stdout.splitlines()[0]
 
 
 def test_eval_equals_the_trainers_validation_loss(invoke, tmp_path):

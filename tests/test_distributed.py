@@ -75,7 +75,7 @@ def test_bf16_on_the_cpu_trains_where_the_cpu_has_bfloat16(tmp_path):
 
 
 def test_precision_auto_is_bf16_where_the_cpu_has_it():
-    from letras.plugins.word_reset.trainer import resolve_precision
+    from letras.core import resolve_precision
 
     cpu = torch.device("cpu")
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"

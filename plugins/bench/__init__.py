@@ -22,15 +22,18 @@ from letras.core import hookimpl
 @click.option("--seconds", type=click.FloatRange(min=0.1), default=8.0, show_default=True,
               help="Time given to each measurement.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
+              help="Of all three loops: bf16 on a GPU or a CPU with bfloat16 instructions; auto: bf16 where "
+                   "the device has it.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench(corpus: str, cell: str, hidden: int, batch_size: int, seconds: float, device: str,
-          as_json: bool) -> None:
+          precision: str, as_json: bool) -> None:
     """Training characters/s of the notes' loop, a plain padded torch loop and letras, on the
     same model and data in one process; then sampling words/s and peak memory."""
     from .measure import run_benchmark
 
     report = run_benchmark(corpus=corpus, cell=cell, hidden=hidden, batch_size=batch_size,
-                           seconds=seconds, device=device,
+                           seconds=seconds, device=device, precision=precision,
                            progress=lambda text: click.echo(text, err=True))
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -43,7 +46,7 @@ def format_report(r: dict) -> str:
             (f"plain torch, padded batches of {r['batch_size']}", r["plain"]),
             (f"letras word-reset, batches of {r['batch_size']}", r["letras"])]
     lines = [f"letras bench: {r['corpus']} ({r['words']:,} words), {r['cell']} {r['hidden']}, "
-             f"device {r['device']}, torch {r['torch']}, {r['threads']} threads",
+             f"device {r['device']}, {r['precision']}, torch {r['torch']}, {r['threads']} threads",
              "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
     for name, m in rows:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")

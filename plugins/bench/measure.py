@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from letras.core import TrainingRun, components, resolve_device
+from letras.core import TrainingRun, components, resolve_device, resolve_precision
 from letras.core.batching import IGNORE, WordBatches
 
 EMBEDDING = 32
@@ -51,7 +51,13 @@ def timed(step: Callable[[], int], seconds: float, device: torch.device, warmup:
     return chars / (time.perf_counter() - start)
 
 
-def notes_loop(model: Any, encoded: list[list[int]], device: torch.device) -> Callable[[], int]:
+def autocast(device: torch.device, precision: str) -> Any:
+    """The forward pass in bfloat16 for ``bf16``; fp32 otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def notes_loop(model: Any, encoded: list[list[int]], device: torch.device,
+               precision: str = "fp32") -> Callable[[], int]:
     """The notes' loop: one word per optimizer step, one recurrent call per letter, the
     hidden state reset to zeros for every word, the loss summed over the letters."""
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
@@ -65,9 +71,10 @@ def notes_loop(model: Any, encoded: list[list[int]], device: torch.device) -> Ca
             order = iter(random.sample(words, len(words)))
             word = next(order)
         state, loss = None, 0.0  # "hay que inicializar la memoria en cada palabra nueva"
-        for t in range(len(word) - 1):
-            logits, state = model(word[None, t:t + 1], state)  # one letter in
-            loss = loss + F.cross_entropy(logits[0], word[t + 1:t + 2])
+        with autocast(device, precision):
+            for t in range(len(word) - 1):
+                logits, state = model(word[None, t:t + 1], state)  # one letter in
+                loss = loss + F.cross_entropy(logits[0], word[t + 1:t + 2])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -77,7 +84,7 @@ def notes_loop(model: Any, encoded: list[list[int]], device: torch.device) -> Ca
 
 
 def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: torch.device,
-               waste: list[int]) -> Callable[[], int]:
+               waste: list[int], precision: str = "fp32") -> Callable[[], int]:
     """What one writes with no toolkit: random batches padded to their longest word, one
     fused call per batch, masked cross-entropy, Adam."""
     optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
@@ -90,8 +97,9 @@ def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: to
         width = int(lengths.max())
         index = index.to(device)
         inputs, targets = data.inputs[index, :width], data.targets[index, :width]
-        logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+        with autocast(device, precision):
+            logits, _ = model(inputs)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -104,12 +112,12 @@ def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: to
 
 
 def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int,
-                   seconds: float, device: torch.device) -> tuple[float, Any]:
+                   seconds: float, device: torch.device, precision: str = "fp32") -> tuple[float, Any]:
     """The word-reset trainer as a user runs it, for ``seconds``, no validation, no checkpoints."""
     model = make_model(cell, vocab_size, hidden, device)
     trainer = components("trainer").get("word-reset").build(
         epochs=1_000_000, batch_size=batch_size, lr=0.003, val_fraction=0.0,
-        max_seconds=seconds, device=str(device), log_every=1_000_000)
+        max_seconds=seconds, device=str(device), precision=precision, log_every=1_000_000)
     run = TrainingRun(seed=0)
     trainer.fit(model, encoded, run)
     chars = sum(m["chars"] for m in run.history)
@@ -129,8 +137,11 @@ def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.devi
 
 
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
-                  device: str = "cpu", progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+                  device: str = "cpu", precision: str = "fp32",
+                  progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Every loop in the same ``precision`` (fp32, bf16, or auto: bf16 where the device has it)."""
     torch_device = resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
     name, words = load_corpus(corpus)
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(words)
@@ -141,21 +152,21 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         torch.cuda.reset_peak_memory_stats(torch_device)
 
     progress(f"notes' loop: {seconds:g} s ...")
-    notes = timed(notes_loop(make_model(cell, vocab, hidden, torch_device), encoded, torch_device),
+    notes = timed(notes_loop(make_model(cell, vocab, hidden, torch_device), encoded, torch_device, precision),
                   seconds, torch_device)
     progress(f"plain torch loop: {seconds:g} s ...")
     waste = [0, 0]
     plain = timed(plain_loop(make_model(cell, vocab, hidden, torch_device), encoded, batch_size,
-                             torch_device, waste), seconds, torch_device)
+                             torch_device, waste, precision), seconds, torch_device)
     progress(f"letras trainer: {seconds:g} s ...")
-    fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device)
+    fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision)
     letras_padding = _grouped_padding(encoded, batch_size)
     progress(f"sampling: {min(seconds, 3):g} s ...")
     words_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device)
 
     return {
         "corpus": name, "words": len(words), "cell": cell, "hidden": hidden, "batch_size": batch_size,
-        "device": str(torch_device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": str(torch_device), "precision": precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "seconds": seconds,
         "notes": {"chars_per_s": notes, "padding": 0.0},
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},

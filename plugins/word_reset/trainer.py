@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from letras.core import TrainingRun, UsageError
+from letras.core import TrainingRun, UsageError, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
@@ -23,25 +23,6 @@ def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -
     logits = torch.cat(steps, dim=1)  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            ignore_index=IGNORE, reduction="sum")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision a run trains in: ``auto`` is bf16 where the device computes it natively
-    (a CUDA GPU with bfloat16, a CPU with AVX512-BF16 or AMX), else fp32. An explicit choice
-    the device cannot honour is a UsageError."""
-    bf16_native = (torch.cuda.get_device_capability(device)[0] >= 8 if device.type == "cuda"  # Ampere on
-                   else torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if precision == "auto":
-        return "bf16" if bf16_native else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise UsageError(f"precision fp16 needs a CUDA device; this run trains on {device}",
-                         hint="use trainer.precision=auto (bf16 where the device has it) or fp32")
-    # Without bfloat16 instructions oneDNN emulates them, more slowly than fp32.
-    if precision == "bf16" and not bf16_native:
-        raise UsageError(f"precision bf16 needs a device that computes in bfloat16 ({device} does not: "
-                         "a CPU needs AVX512-BF16 or AMX, a GPU Ampere or newer)",
-                         hint="use trainer.precision=auto or fp32")
-    return precision
 
 
 class WordResetTrainer:
