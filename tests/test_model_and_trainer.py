@@ -177,6 +177,17 @@ def test_training_lowers_the_loss_and_is_reproducible():
     assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
 
 
+def test_weight_decay_shrinks_the_weights_and_embedding_but_not_the_biases():
+    model = build("lstm", 10, hidden_size=8, num_layers=2, dropout_mask="word")
+    optimizer = WordResetTrainer(optimizer="adamw", weight_decay=0.1)._optimizer(model)
+    decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decay) == ("weight" in name), name  # embedding, cell and head matrices
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    # without weight decay, one group as before: older checkpoints' optimizer states still load
+    assert len(WordResetTrainer()._optimizer(model).param_groups) == 1
+
+
 def test_max_seconds_ends_training_cleanly():
     vocab, words = encoded_cities()
     _, run, saved = fit(words, vocab.vocab_size, epochs=100000, max_seconds=0.5)

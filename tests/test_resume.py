@@ -137,6 +137,23 @@ def test_resume_refuses_a_changed_model_and_allows_more_epochs(small, tmp_path):
     assert "epochs: 3" in (tmp_path / "r" / "config.yaml").read_text()
 
 
+def test_an_optimizer_state_that_does_not_fit_is_a_clear_error(small, tmp_path):
+    """A checkpoint whose optimizer kept one parameter group where this trainer keeps two (an
+    older letras decayed every parameter): resume says so and leaves the checkpoint as it was."""
+    train(load_config(str(small), [f"output={tmp_path / 'r'}", "trainer.epochs=1", "trainer.optimizer=adamw",
+                                   "trainer.weight_decay=0.1"]))
+    path = tmp_path / "r" / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    groups = checkpoint["trainer_state"]["optimizer"]["param_groups"]
+    groups[0]["params"] += groups.pop()["params"]
+    torch.save(checkpoint, path)
+    before = path.read_bytes()
+    result = run_letras("resume", tmp_path / "r", "trainer.epochs=2", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "optimizer state does not fit this trainer" in result.stderr
+    assert path.read_bytes() == before
+
+
 def test_best_checkpoint_is_kept(small, tmp_path):
     result = train(load_config(str(small), [f"output={tmp_path / 'r'}"]))
     best_epoch = min(result.history, key=lambda m: m["val_loss"])["epoch"]

@@ -20,7 +20,8 @@ class WordResetOptions:
     batch_size: int = option(128, min=1, help="words per optimizer step")
     lr: float = option(0.003, min=0.0, min_exclusive=True, help="learning rate")
     optimizer: Literal["adam", "adamw"] = option("adam", help="the optimizer")
-    weight_decay: float = option(0.0, min=0.0, help="weight decay (decoupled with adamw)")
+    weight_decay: float = option(0.0, min=0.0, help="weight decay of the weight matrices and the embedding, "
+                                                   "not the biases (decoupled with adamw)")
     grad_clip: Optional[float] = option(None, min=0.0, min_exclusive=True,
                                         help="clip the gradient norm to this value; null = no clipping")
     schedule: Literal["constant", "cosine"] = option(

@@ -34,11 +34,17 @@ class WordResetTrainer:
     def _optimizer(self, model: Any) -> torch.optim.Optimizer:
         o = self.options
         cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        params: Any = [p for p in model.parameters() if p.requires_grad]
+        if o.weight_decay:
+            # Decay the weight matrices and the embedding, not the biases, as nanoGPT does:
+            # pulling an LSTM's forget-gate bias towards zero only makes it forget sooner.
+            params = [{"params": [p for p in params if p.dim() >= 2]},
+                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         try:
             # One fused kernel for all parameters: 15% more characters/s on a 2-core CPU.
-            return cls(model.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=True)
+            return cls(params, lr=o.lr, weight_decay=o.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):  # a torch or device without it
-            return cls(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+            return cls(params, lr=o.lr, weight_decay=o.weight_decay)
 
     def _schedule(self, optimizer: torch.optim.Optimizer, total_steps: int,
                   start: float) -> torch.optim.lr_scheduler.LambdaLR:
@@ -87,7 +93,11 @@ class WordResetTrainer:
         start = time.monotonic() - saved.get("seconds", 0.0)
         scheduler = self._schedule(optimizer, total_steps, start)
         if saved:
-            optimizer.load_state_dict(saved["optimizer"])
+            try:
+                optimizer.load_state_dict(saved["optimizer"])
+            except ValueError as error:  # e.g. saved by a letras that grouped the parameters otherwise
+                raise UsageError(f"the checkpoint's optimizer state does not fit this trainer: {error}",
+                                 hint="train anew with --overwrite, or resume with the letras that saved it") from None
             scheduler.load_state_dict(saved["scheduler"])
             scaler.load_state_dict(saved.get("scaler") or {})
             generator.set_state(saved["order"])
