@@ -1,6 +1,7 @@
 import pytest
+import torch
 
-from letras.core import UsageError, load_run
+from letras.core import UsageError, components, load_run
 from letras.plugins.corpora import CIUDADES
 
 
@@ -42,3 +43,38 @@ def test_the_trained_model_learned_the_cities(trained_run):
     trained = load_run(trained_run)
     words = trained.sample(seed=0, count=200, temperature=0.5)
     assert sum(w in CIUDADES for w in words) > 150
+
+
+class _CoinModel(torch.nn.Module):
+    """Letters 'a' or the end of word, each with probability 1/2, whatever came before; it
+    records the batch of every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # a parameter, so it has a device
+        self.batches: list[int] = []
+
+    def forward(self, ids, state=None):
+        self.batches.append(len(ids))
+        logits = torch.full((len(ids), ids.shape[1], 3), float("-inf"))
+        logits[..., :2] = 0.0  # the boundary (0) and 'a' (1)
+        return logits, torch.zeros(1, len(ids), 4)
+
+
+def test_the_batch_shrinks_with_the_unfinished_words_on_a_ladder_of_sizes():
+    from letras.plugins.samplers.sampling import batch_size_for, draw_words
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["a"])
+    model = _CoinModel()
+    generator = torch.Generator().manual_seed(0)
+    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+    words = draw_words(model, tokenizer, pick, count=1000, max_length=40)
+    assert len(words) == 1000 and set("".join(words)) == {"a"}
+    batches = model.batches[1:]  # after the first call, which reads the prefix once
+    letters = sum(len(w) for w in words)
+    assert letters <= sum(batches) <= 1.25 * letters  # every unfinished word, at most 1/4 more
+    assert batches == sorted(batches, reverse=True) and batches[0] == 1000
+    assert all(batch_size_for(b) == b for b in batches[1:])  # few sizes: each builds a kernel
+    assert len(set(batches)) < 25
+    assert [batch_size_for(n) for n in (1, 8, 9, 17, 100, 1000)] == [1, 8, 10, 20, 112, 1024]
