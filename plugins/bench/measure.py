@@ -125,15 +125,21 @@ def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[i
     return chars / train_seconds, model
 
 
-def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device, batch: int = 1000) -> float:
+def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device,
+                  batch: int = 1000) -> tuple[float, float]:
+    """Words/s and characters/s (letters plus the end of each word) drawn at ``batch`` words
+    per call: words/s depends on how long the corpus's words are, characters/s hardly."""
     sampler = components("sampler").get("temperature").build(count=batch, max_length=50)
     sampler.sample(model, tokenizer, seed=0, device=device)  # warm-up
     sync(device)
-    words, start = 0, time.perf_counter()
+    words = chars = 0
+    start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        words += len(sampler.sample(model, tokenizer, seed=words, device=device))
+        drawn = sampler.sample(model, tokenizer, seed=words, device=device)
+        words, chars = words + len(drawn), chars + sum(len(w) + 1 for w in drawn)
     sync(device)
-    return words / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return words / elapsed, chars / elapsed
 
 
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
@@ -162,7 +168,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision)
     letras_padding = _grouped_padding(encoded, batch_size)
     progress(f"sampling: {min(seconds, 3):g} s ...")
-    words_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device)
+    words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device)
 
     return {
         "corpus": name, "words": len(words), "cell": cell, "hidden": hidden, "batch_size": batch_size,
@@ -172,7 +178,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
         "letras": {"chars_per_s": fast, "padding": letras_padding},
         "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain},
-        "sampling": {"batch": 1000, "words_per_s": words_per_s},
+        "sampling": {"batch": 1000, "words_per_s": words_per_s, "chars_per_s": chars_per_s},
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cuda_peak_mib": (torch.cuda.max_memory_allocated(torch_device) / 2**20
                           if torch_device.type == "cuda" else None),
