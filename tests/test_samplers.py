@@ -78,3 +78,20 @@ def test_the_batch_shrinks_with_the_unfinished_words_on_a_ladder_of_sizes():
     assert all(batch_size_for(b) == b for b in batches[1:])  # few sizes: each builds a kernel
     assert len(set(batches)) < 25
     assert [batch_size_for(n) for n in (1, 8, 9, 17, 100, 1000)] == [1, 8, 10, 20, 112, 1024]
+
+
+def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_pick():
+    from letras.plugins.samplers.sampling import draw_words
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["ana", "bea"])
+    model = components("model").get("lstm").build(tokenizer.vocab_size, hidden_size=8, embedding_dim=4)
+    dtypes = set()
+
+    def pick(logits):
+        dtypes.add(logits.dtype)
+        return logits.argmax(dim=-1)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        words = draw_words(model, tokenizer, pick, count=5, max_length=6)
+    assert len(words) == 5 and dtypes == {torch.float32}

@@ -126,18 +126,19 @@ def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[i
 
 
 def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device,
-                  batch: int = 1000) -> tuple[float, float]:
+                  precision: str = "fp32", batch: int = 1000) -> tuple[float, float]:
     """Words/s and characters/s (letters plus the end of each word) drawn at ``batch`` words
     per call: words/s depends on how long the corpus's words are, characters/s hardly."""
     sampler = components("sampler").get("temperature").build(count=batch, max_length=50)
-    sampler.sample(model, tokenizer, seed=0, device=device)  # warm-up
-    sync(device)
     words = chars = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        drawn = sampler.sample(model, tokenizer, seed=words, device=device)
-        words, chars = words + len(drawn), chars + sum(len(w) + 1 for w in drawn)
-    sync(device)
+    with autocast(device, precision):
+        sampler.sample(model, tokenizer, seed=0, device=device)  # warm-up
+        sync(device)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            drawn = sampler.sample(model, tokenizer, seed=words, device=device)
+            words, chars = words + len(drawn), chars + sum(len(w) + 1 for w in drawn)
+        sync(device)
     elapsed = time.perf_counter() - start
     return words / elapsed, chars / elapsed
 
@@ -145,7 +146,8 @@ def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.devi
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
                   device: str = "cpu", precision: str = "fp32",
                   progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
-    """Every loop in the same ``precision`` (fp32, bf16, or auto: bf16 where the device has it)."""
+    """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
+    device has it)."""
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device)
     name, words = load_corpus(corpus)
@@ -168,7 +170,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision)
     letras_padding = _grouped_padding(encoded, batch_size)
     progress(f"sampling: {min(seconds, 3):g} s ...")
-    words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device)
+    words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device, precision)
 
     return {
         "corpus": name, "words": len(words), "cell": cell, "hidden": hidden, "batch_size": batch_size,

@@ -58,11 +58,13 @@ def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, state = model(start)  # the prefix is read once, for all the words
-    logits = logits[:, -1].expand(count, -1)  # (B, V)
+    # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
+    # bfloat16 probabilities would drift from 1 by a percent
+    logits = logits[:, -1].float().expand(count, -1)  # (B, V)
     state = repeat_rows(state, count)
     if state is None:  # a state laid out otherwise: read the prefix once per word
         logits, state = model(start.expand(count, -1))
-        logits = logits[:, -1]
+        logits = logits[:, -1].float()
     steps = max(0, max_length - len(prefix_ids))
     sink = count  # the row of drawn where finished words write
     drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
@@ -87,7 +89,7 @@ def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.
             if smaller is not None:
                 rows, ids, state = rows[keep], ids[keep], smaller
         logits, state = model(ids[:, None], state)
-        logits = logits[:, -1]
+        logits = logits[:, -1].float()
     model.train(was_training)
     drawn = drawn[:count, :used]
     ended = drawn == boundary
