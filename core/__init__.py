@@ -14,10 +14,10 @@ from .options import option
 from .pipeline import train
 from .trained import TrainedModel, load_run
 from .plugins import components
-from .training import TrainEvent, TrainingRun, resolve_device, resolve_precision, split_words
+from .training import TrainEvent, TrainingRun, autocast, resolve_device, resolve_precision, split_words
 
 __all__ = [
     "ConfigError", "Interrupted", "LetrasError", "PipelineConfig", "PluginError", "TrainEvent", "TrainedModel",
     "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
-    "resolve_device", "resolve_precision", "split_words", "train",
+    "autocast", "resolve_device", "resolve_precision", "split_words", "train",
 ]

@@ -14,7 +14,7 @@ from .assemble import build_model, encode_words, load_words
 from .errors import LetrasError, UsageError
 from .plugins import get_host
 from .rundir import CHECKPOINTS, RunDir
-from .training import resolve_device, split_words
+from .training import autocast, resolve_device, resolve_precision, split_words
 
 
 @dataclasses.dataclass
@@ -40,16 +40,21 @@ class TrainedModel:
     run_dir: Path | None = None
     checkpoint: dict[str, Any] | None = None
 
-    def sample(self, *, seed: int | None = None, device: str = "cpu", **options: Any) -> list[str]:
-        """Words from the run's sampler; ``options`` override its config (count, prefix, ...)."""
+    def sample(self, *, seed: int | None = None, device: str = "cpu", precision: str = "fp32",
+               **options: Any) -> list[str]:
+        """Words from the run's sampler; ``options`` override its config (count, prefix, ...).
+        ``precision`` bf16 (or auto: bf16 where the device has it) drew 11-16% more words/s on
+        a CPU with AVX512-BF16 at batch 1000; fp32 keeps the probabilities exact."""
         section = self.config["sampler"]
         values = {**dataclasses.asdict(section.options),
                   **{k: v for k, v in options.items() if v is not None}}
         sampler_options = cfg.build_options(section.component, values, "sampler", where=_option_where)
         sampler = section.component.build(options=sampler_options)
         torch_device = resolve_device(device)
+        compute = resolve_precision(precision, torch_device, setting="--precision {}")
         self.model.to(torch_device)
-        return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
+        with autocast(torch_device, compute):
+            return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
 
     def with_sampler(self, name: str, **options: Any) -> TrainedModel:
         """The same model with another registered sampler (``greedy``, ``beam``, a plugin's),
@@ -61,7 +66,7 @@ class TrainedModel:
 
     def generate(self, count: int, *, novel: bool = False, unique: bool = False,
                  min_length: int | None = None, seed: int | None = None, device: str = "cpu",
-                 max_draws: int | None = None, **options: Any) -> list[Sample]:
+                 precision: str = "fp32", max_draws: int | None = None, **options: Any) -> list[Sample]:
         """Exactly ``count`` words with their log-probabilities, drawn in batches and
         rejected until they fit: ``novel`` (not in the corpus, after the tokenizer's
         normalisation), ``unique``, ``min_length``. At most ``max_draws`` words are drawn
@@ -79,7 +84,8 @@ class TrainedModel:
         drawn = 0
         while len(words) < count and drawn < max_draws:
             batch = min(max(2 * (count - len(words)), 256), max_draws - drawn, 10_000)
-            for word in self.sample(seed=rng.randrange(2**62), device=device, count=batch, **options):
+            for word in self.sample(seed=rng.randrange(2**62), device=device, precision=precision, count=batch,
+                                    **options):
                 drawn += 1
                 if (novel and word in known) or (unique and word in kept) or \
                         (min_length is not None and len(word) < min_length):

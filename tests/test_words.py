@@ -25,6 +25,18 @@ def test_novelty_is_judged_after_normalisation(trained_run):
     assert not {s.word.upper() for s in samples} & set(CIUDADES)
 
 
+def test_sampling_in_bf16_where_the_device_has_it(invoke, trained_run):
+    result = invoke("sample", trained_run, "-n", "200", "--temperature", "0.5", "--seed", "0", "--precision", "auto")
+    assert result.exit_code == 0, result.output
+    words = result.stdout.splitlines()
+    assert len(words) == 200 and sum(w in CIUDADES for w in words) > 150  # the model's words all the same
+    novel = invoke("sample", trained_run, "--novel", "-n", "5", "--temperature", "1.5", "--precision", "auto")
+    assert novel.exit_code == 0 and len(novel.stdout.splitlines()) == 5
+    fp16 = invoke("sample", trained_run, "--precision", "fp16")
+    assert fp16.exit_code == 2 and "precision fp16 needs a CUDA device, not cpu" in fp16.stderr
+    assert "use --precision auto" in fp16.stderr
+
+
 def test_impossible_request_is_a_clear_error(invoke, trained_run):
     result = invoke("sample", trained_run, "--sampler", "greedy", "--novel", "--unique", "-n", "3")
     assert result.exit_code == 1

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from letras.core import TrainingRun, components, resolve_device, resolve_precision
+from letras.core import TrainingRun, autocast, components, resolve_device, resolve_precision
 from letras.core.batching import IGNORE, WordBatches
 
 EMBEDDING = 32
@@ -49,11 +49,6 @@ def timed(step: Callable[[], int], seconds: float, device: torch.device, warmup:
         chars += step()
     sync(device)
     return chars / (time.perf_counter() - start)
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    """The forward pass in bfloat16 for ``bf16``; fp32 otherwise."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def notes_loop(model: Any, encoded: list[list[int]], device: torch.device,
@@ -149,7 +144,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
     device has it)."""
     torch_device = resolve_device(device)
-    precision = resolve_precision(precision, torch_device)
+    precision = resolve_precision(precision, torch_device, setting="--precision {}")
     name, words = load_corpus(corpus)
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(words)

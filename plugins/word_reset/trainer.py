@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from letras.core import TrainingRun, UsageError, resolve_precision
+from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
@@ -68,8 +68,6 @@ class WordResetTrainer:
         train_words, val_words = run.split(words, o.val_fraction)
         train, val = WordBatches(train_words, device), WordBatches(val_words, device)
         precision = resolve_precision(o.precision, device)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
-                                  enabled=precision != "fp32")
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
         net = run.wrap(model)  # under torchrun: gradients averaged over the processes
@@ -125,7 +123,7 @@ class WordResetTrainer:
                     continue  # trained before the interruption this run resumes from
                 if n == 0:  # this process got no word of a small last batch: take part all the same
                     inputs, targets = train.inputs[:1, :1], torch.full_like(train.targets[:1, :1], IGNORE)
-                with autocast:
+                with autocast(device, precision):
                     loss = (unrolled_loss_sum if manual else loss_sum)(net, inputs, targets)
                 scaler.scale(loss / per_batch).backward()
                 if o.grad_clip:
