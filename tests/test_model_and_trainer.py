@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -209,3 +210,38 @@ def test_divergence_stops_with_a_clear_message():
     run = TrainingRun(seed=0)
     with pytest.raises(LetrasError, match="training diverged.*lower the learning rate"):
         run.end_epoch({"epoch": 1, "step": 1, "train_loss": float("nan")}, None, {})
+
+
+def test_weight_average_ramps_up_swaps_and_loads():
+    from letras.plugins.word_reset.averaging import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, decay=0.99)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(step=0)  # bias-corrected: the first step's weights, nothing of the initial ones
+    assert torch.equal(average.average[0], start + 1)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(step=1)  # then a weighted mean, the older step weighing 0.99 times the newer
+    assert torch.allclose(average.average[0], start + 1 + 1 / 1.99)
+    trained, averaged = model.weight.detach().clone(), average.average[0].clone()
+    average.swap()
+    assert torch.equal(model.weight, averaged) and torch.equal(average.average[0], trained)
+    average.swap()
+    assert torch.equal(model.weight, trained)
+    with pytest.raises(ValueError, match="1 saved weight tensors for 2 parameters"):
+        average.load([trained])
+
+
+def test_ema_validates_saves_and_samples_the_average(invoke, tmp_path):
+    result = invoke("run", "ciudades-lstm", "trainer.epochs=5", "trainer.val_fraction=0.2", "trainer.ema=0.99",
+                    "output=r")
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    trained = saved["trainer_state"]["trained_weights"]
+    model = list(saved["model"].values())
+    assert len(trained) == len(model) and not all(torch.equal(a, b) for a, b in zip(trained, model))
+    last = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert json.loads(invoke("eval", "r", "--json").stdout)["loss"] == last["val_loss"]  # of the average

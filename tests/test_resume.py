@@ -46,6 +46,10 @@ def assert_same_training(a: dict, b: dict):
     for key, state in a["trainer_state"]["optimizer"]["state"].items():
         for name, value in state.items():
             assert torch.equal(value, b["trainer_state"]["optimizer"]["state"][key][name])
+    trained_a, trained_b = a["trainer_state"].get("trained_weights"), b["trainer_state"].get("trained_weights")
+    assert (trained_a is None) == (trained_b is None)
+    for x, y in zip(trained_a or [], trained_b or []):
+        assert torch.equal(x, y)  # with trainer.ema the model is the average; these the weights trained
 
 
 def interrupting_plugin(kind: str, epoch: int, action):
@@ -62,10 +66,12 @@ def interrupting_plugin(kind: str, epoch: int, action):
     return module
 
 
-@pytest.mark.parametrize("where", ["mid-epoch", "epoch-end"])
-def test_interrupted_and_resumed_equals_uninterrupted(small, tmp_path, where):
-    train(load_config(str(small), [f"output={tmp_path / 'straight'}"]))
-    config = load_config(str(small), [f"output={tmp_path / 'broken'}"])
+@pytest.mark.parametrize("where,ema", [("mid-epoch", None), ("epoch-end", None), ("mid-epoch", 0.9),
+                                       ("epoch-end", 0.9)])
+def test_interrupted_and_resumed_equals_uninterrupted(small, tmp_path, where, ema):
+    overrides = [f"trainer.ema={ema}"] if ema else []
+    train(load_config(str(small), [f"output={tmp_path / 'straight'}", *overrides]))
+    config = load_config(str(small), [f"output={tmp_path / 'broken'}", *overrides])
     if where == "mid-epoch":
         # SIGTERM after epoch 2's checkpoint: the trainer stops after one more step and saves
         plugin = interrupting_plugin("checkpoint_saved", 2, lambda: os.kill(os.getpid(), signal.SIGTERM))

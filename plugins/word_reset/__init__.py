@@ -22,6 +22,10 @@ class WordResetOptions:
     optimizer: Literal["adam", "adamw"] = option("adam", help="the optimizer")
     weight_decay: float = option(0.0, min=0.0, help="weight decay of the weight matrices and the embedding, "
                                                    "not the biases (decoupled with adamw)")
+    ema: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,
+                                  help="keep an exponential moving average of the weights with this decay "
+                                       "per step (e.g. 0.9997) and validate, save and sample with it; "
+                                       "null = the weights as trained")
     grad_clip: Optional[float] = option(None, min=0.0, min_exclusive=True,
                                         help="clip the gradient norm to this value; null = no clipping")
     schedule: Literal["constant", "cosine"] = option(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
+
+from .averaging import WeightAverage
 
 
 def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -100,6 +103,20 @@ class WordResetTrainer:
             scaler.load_state_dict(saved.get("scaler") or {})
             generator.set_state(saved["order"])
         manual = o.unroll == "manual"
+        average = WeightAverage(model, o.ema) if o.ema else None
+        if saved and average is not None:  # the checkpoint's model is the average
+            average.load(saved["trained_weights"])
+
+        @contextlib.contextmanager
+        def averaged() -> Iterator[None]:
+            """The model holds the average while it is validated and saved."""
+            if average is not None:
+                average.swap()
+            try:
+                yield
+            finally:
+                if average is not None:
+                    average.swap()
 
         def state(epochs_done: int, batch: int, order: torch.Tensor, loss_total: Any = 0.0,
                   chars: int = 0) -> dict[str, Any]:
@@ -107,7 +124,9 @@ class WordResetTrainer:
                     "scaler": scaler.state_dict(),
                     "epoch": epochs_done, "step": step, "batch": batch, "order": order,
                     "loss_total": float(loss_total), "chars": chars,
-                    "seconds": time.monotonic() - start, "best_val": best, "stale": stale}
+                    "seconds": time.monotonic() - start, "best_val": best, "stale": stale,
+                    # inside averaged(): the weights training goes on from
+                    **({"trained_weights": [t.clone() for t in average.average]} if average else {})}
 
         for epoch in range(done + 1, o.epochs + 1):
             epoch_start = time.monotonic()
@@ -133,6 +152,8 @@ class WordResetTrainer:
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
+                if average is not None:
+                    average.update(step)
                 loss_total += loss.detach()
                 chars += n
                 step += 1
@@ -141,7 +162,8 @@ class WordResetTrainer:
                 stopping, out_of_time = run.agree(
                     run.stop_requested, bool(o.max_seconds) and time.monotonic() - start >= o.max_seconds)
                 if stopping:  # Ctrl-C or SIGTERM: save mid-epoch, resumable exactly
-                    run.checkpoint(model, state(epoch - 1, i + 1, order, loss_total, chars))
+                    with averaged():
+                        run.checkpoint(model, state(epoch - 1, i + 1, order, loss_total, chars))
                     return
                 if out_of_time:
                     break
@@ -152,19 +174,22 @@ class WordResetTrainer:
                 loss_total, chars = totals[0], int(totals[1])
             train_loss = float(loss_total) / max(chars, 1)
             seconds = time.monotonic() - epoch_start
-            val_loss = mean_loss(model, val) if len(val) else None
-            if val_loss is not None and (best is None or val_loss < best):
-                best, stale = val_loss, 0
-            elif val_loss is not None:
-                stale += 1
-            stop = out_of_time or (o.patience is not None and stale >= o.patience)
-            metrics = {"epoch": epoch, "step": step, "chars": chars,
-                       "train_loss": train_loss, "val_loss": val_loss,
-                       "train_bpc": train_loss / math.log(2),
-                       "val_bpc": val_loss / math.log(2) if val_loss is not None else None,
-                       "chars_per_s": chars / seconds if seconds > 0 else None,
-                       "seconds": time.monotonic() - start, "lr": scheduler.get_last_lr()[0]}
-            save = stop or epoch == o.epochs or epoch % o.checkpoint_every == 0
-            run.end_epoch(metrics, model, state(epoch, 0, generator.get_state()), save=save)
+            with averaged():  # validated and saved: the average, when there is one
+                val_loss = mean_loss(model, val) if len(val) else None
+                if val_loss is not None and (best is None or val_loss < best):
+                    best, stale = val_loss, 0
+                elif val_loss is not None:
+                    stale += 1
+                stop = out_of_time or (o.patience is not None and stale >= o.patience)
+                metrics = {"epoch": epoch, "step": step, "chars": chars,
+                           "train_loss": train_loss, "val_loss": val_loss,
+                           "train_bpc": train_loss / math.log(2),
+                           "val_bpc": val_loss / math.log(2) if val_loss is not None else None,
+                           "chars_per_s": chars / seconds if seconds > 0 else None,
+                           "seconds": time.monotonic() - start, "lr": scheduler.get_last_lr()[0]}
+                save = stop or epoch == o.epochs or epoch % o.checkpoint_every == 0
+                run.end_epoch(metrics, model, state(epoch, 0, generator.get_state()), save=save)
             if stop:
                 break
+        if average is not None:
+            average.swap()  # the model leaves training with the average, to be sampled
