@@ -81,35 +81,3 @@ def test_precision_auto_is_bf16_where_the_cpu_has_it():
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     assert resolve_precision("auto", cpu) == expected
     assert resolve_precision("fp32", cpu) == "fp32"
-
-
-def _trained_wrapper():
-    """A weak reference to a DistributedDataParallel that took one step, as the trainer leaves it."""
-    import weakref
-
-    from torch.nn.parallel import DistributedDataParallel
-
-    ddp = DistributedDataParallel(torch.nn.LSTM(4, 4))
-    ddp(torch.randn(3, 2, 4))[0].sum().backward()
-    return weakref.ref(ddp)
-
-
-def test_leaving_the_group_frees_the_ddp_wrapper_first(tmp_path):
-    import gc
-
-    import torch.distributed as dist
-
-    from letras.core import distributed
-
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    gc.disable()  # as if no collection ran between the end of training and the exit
-    try:
-        wrapper = _trained_wrapper()
-        kept = wrapper() is not None  # a reference cycle keeps it, and with it the group
-        distributed.shutdown()
-        freed = wrapper() is None
-        assert kept and freed and not dist.is_initialized()
-    finally:
-        gc.enable()
-        if dist.is_initialized():
-            dist.destroy_process_group()
