@@ -65,9 +65,15 @@ def init(world: World, device: Any) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group. A DistributedDataParallel wrapper sits in a reference cycle
+    and its reducer holds the group: collected only later, at the interpreter's exit, it takes
+    the group down while the interpreter is half gone, where gloo may abort the process."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free such wrappers while everything they hold still works
         dist.destroy_process_group()
 
 

@@ -81,3 +81,34 @@ def test_precision_auto_is_bf16_where_the_cpu_has_it():
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     assert resolve_precision("auto", cpu) == expected
     assert resolve_precision("fp32", cpu) == "fp32"
+
+
+LEAVE = """
+import gc, sys, weakref
+import torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from letras.core import distributed
+
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+gc.disable()  # as if no collection ran between the end of training and the exit
+
+def trained_wrapper():
+    ddp = DistributedDataParallel(torch.nn.LSTM(4, 4))
+    ddp(torch.randn(3, 2, 4))[0].sum().backward()
+    return weakref.ref(ddp)
+
+wrapper = trained_wrapper()
+print(wrapper() is not None, end=" ")  # a reference cycle keeps it, and with it the group
+distributed.shutdown()
+print(wrapper() is None, dist.is_initialized())
+"""
+
+
+def test_leaving_the_group_frees_the_ddp_wrapper_first(tmp_path):
+    """In a fresh process, as each torchrun rank is, the trainer's DistributedDataParallel
+    outlives the training in a reference cycle that holds the process group: left to the
+    interpreter's exit, gloo can abort the process after a good run."""
+    result = subprocess.run([sys.executable, "-c", LEAVE, str(tmp_path / "store")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False"]  # kept by the cycle, freed on leaving
