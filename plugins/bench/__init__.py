@@ -23,8 +23,8 @@ from letras.core import hookimpl
               help="Time given to each measurement.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
-              help="Of all three loops and the sampling: bf16 on a GPU or a CPU with bfloat16 instructions; auto: bf16 where "
-                   "the device has it.")
+              help="Of all three loops and the sampling: bf16 on a GPU or a CPU with bfloat16 instructions; "
+                   "auto: bf16 where the device has it.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench(corpus: str, cell: str, hidden: int, batch_size: int, seconds: float, device: str,
           precision: str, as_json: bool) -> None:

@@ -39,8 +39,8 @@ class WeightAverage:
 
     @torch.no_grad()
     def load(self, weights: Sequence[torch.Tensor]) -> None:
-        """Put ``weights`` (saved by ``swap``ped state) back in the model: resuming, the model
-        holds the saved average and these are the weights training goes on from."""
+        """Put the trained ``weights`` a checkpoint saved back in the model: resuming, the
+        model holds the saved average, and training goes on from these."""
         if len(weights) != len(self.params):
             raise ValueError(f"{len(weights)} saved weight tensors for {len(self.params)} parameters")
         for param, saved in zip(self.params, weights):
