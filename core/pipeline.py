@@ -90,9 +90,7 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
             set_rng_state(saved["rng"])  # dropout continues exactly where it stopped
         with _stop_on_signals(run):
             trainer.fit(model, encoded, run)
-        # Every process finishes its work before any leaves the group: a gloo process whose
-        # peer tore the group down first could abort at exit ("terminate called ...").
-        distributed.barrier()
+        distributed.barrier()  # every process finishes its work before any leaves the group
     finally:
         distributed.shutdown()
         if run.checkpoints == 0 and not resume and world.is_main:
