@@ -80,6 +80,65 @@ def test_the_batch_shrinks_with_the_unfinished_words_on_a_ladder_of_sizes():
     assert [batch_size_for(n) for n in (1, 8, 9, 17, 100, 1000)] == [1, 8, 10, 20, 112, 1024]
 
 
+def test_many_words_stream_through_a_full_batch():
+    """Continuous batching: a finished word's row goes to the next word, so every call but
+    the last few works on the whole batch."""
+    from letras.plugins.samplers.sampling import draw_words
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["a"])
+    model = _CoinModel()
+    generator = torch.Generator().manual_seed(0)
+    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+    words = draw_words(model, tokenizer, pick, count=5000, max_length=12, batch_size=500)
+    assert len(words) == 5000 and set("".join(words)) == {"a"}
+    assert max(len(w) for w in words) == 12  # the longest are cut at max_length
+    lengths = [len(w) for w in words]
+    assert 1.9 < sum(lengths) / len(lengths) < 2.1  # 'a', then the end with probability 1/2
+    batches = model.batches[1:]
+    assert max(batches) == 500
+    full = batches.index(next(b for b in batches if b < 500))
+    assert sum(batches[:full]) > 0.95 * sum(lengths)  # nearly all letters drawn at the full batch
+
+
+class _CountingModel(torch.nn.Module):
+    """Its state counts the letters read (the boundary aside); it says 'a' until a word has
+    three letters, then ends it. A word that began from another word's state would end sooner."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, state=None):
+        read = (ids != 0).sum(dim=1).float()[None, :, None]  # (1, B, 1)
+        state = read if state is None else state + read
+        logits = torch.zeros(len(ids), ids.shape[1], 3)
+        logits[..., 1] = torch.where(state[0, :, 0] >= 3, -10.0, 10.0)[:, None]
+        return logits, state
+
+
+@pytest.mark.parametrize("prefix", ["", "a"])
+def test_a_word_that_takes_a_finished_words_row_starts_from_the_prefix(prefix):
+    from letras.plugins.samplers.sampling import draw_words
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["a"])
+    words = draw_words(_CountingModel(), tokenizer, lambda logits: logits.argmax(-1), count=100, max_length=10,
+                       prefix=prefix, batch_size=7)
+    assert words == ["aaa"] * 100
+
+
+def test_streaming_and_one_call_draw_alike(trained_run):
+    trained = load_run(trained_run)
+    stream = trained.sample(seed=0, count=3000, batch_size=100, temperature=0.8)
+    at_once = trained.sample(seed=0, count=3000, batch_size=3000, temperature=0.8)
+    assert stream != at_once and len(stream) == 3000
+    share = lambda words, w: sum(x == w for x in words) / len(words)
+    for city in ("MADRID", "SEVILLA", "BILBAO"):
+        assert abs(share(stream, city) - share(at_once, city)) < 0.03
+    assert abs(sum(map(len, stream)) - sum(map(len, at_once))) / sum(map(len, at_once)) < 0.03
+
+
 def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_pick():
     from letras.plugins.samplers.sampling import draw_words
 

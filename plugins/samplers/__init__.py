@@ -13,10 +13,16 @@ from letras.core import hookimpl, option
 
 
 @dataclass
-class GreedyOptions:
+class WordOptions:
     count: int = option(20, min=1, help="how many words to draw")
     max_length: int = option(50, min=1, help="longest word, prefix included")
     prefix: str = option("", help="every word starts with these letters")
+
+
+@dataclass
+class GreedyOptions(WordOptions):
+    batch_size: int = option(1000, min=1, help="words drawn together, one recurrent call per letter for all; "
+                                               "when one ends, the next word takes its place")
 
 
 @dataclass
@@ -30,7 +36,7 @@ class TemperatureOptions(GreedyOptions):
 
 
 @dataclass
-class BeamOptions(GreedyOptions):
+class BeamOptions(WordOptions):
     width: int = option(20, min=1, help="words kept at each step; at least count")
 
     def __post_init__(self):

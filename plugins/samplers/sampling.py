@@ -18,6 +18,12 @@ def repeat_rows(state: Any, count: int) -> Any:
     return _map_rows(state, 1, lambda s: s.expand(s.shape[0], count, *s.shape[2:]).contiguous())
 
 
+def place_rows(state: Any, rows: torch.Tensor, one: Any, batch: int) -> Any:
+    """``state`` with the one-word state ``one`` (laid out alike) in each of ``rows``."""
+    ones = iter(_tensors(one))  # _map_rows meets the tensors of state in the same order
+    return _map_rows(state, batch, lambda s: s.index_copy(1, rows, next(ones).expand(-1, len(rows), *s.shape[2:])))
+
+
 def _map_rows(state: Any, batch: int, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     if isinstance(state, torch.Tensor):
         return f(state) if state.dim() >= 2 and state.shape[1] == batch else None
@@ -25,6 +31,12 @@ def _map_rows(state: Any, batch: int, f: Callable[[torch.Tensor], torch.Tensor])
         parts = [_map_rows(s, batch, f) for s in state]
         return None if any(p is None for p in parts) else type(state)(parts)
     return None
+
+
+def _tensors(state: Any) -> list[torch.Tensor]:
+    if isinstance(state, (tuple, list)):
+        return [t for s in state for t in _tensors(s)]
+    return [state]
 
 
 def batch_size_for(alive: int) -> int:
@@ -42,61 +54,92 @@ def batch_size_for(alive: int) -> int:
     return -(-alive // grain) * grain
 
 
-@torch.inference_mode()
+LETTERS_PER_CALL = 1 << 22  # the letters one call of _draw_words holds: 32 MiB of ids
+
+
 def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.Tensor], *,
-               count: int, max_length: int, prefix: str = "", device: Any = None) -> list[str]:
+               count: int, max_length: int, prefix: str = "", device: Any = None,
+               batch_size: int | None = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters chosen by ``pick(logits (B, V)) -> ids (B,)``.
 
-    All words advance together, one recurrent call per letter, carrying the state. Finished
-    words leave the batch as it shrinks down the ``batch_size_for`` ladder, so the work follows
-    the words' lengths, not the longest; until then a finished word's row draws into a sink.
+    ``batch_size`` words (all ``count`` by default) advance together, one recurrent call per
+    letter, carrying the state. When a word ends, the next word not yet begun takes its row,
+    starting from the state after the prefix, so while words remain every call works on a full
+    batch (continuous batching). Then finished words leave the batch as it shrinks down the
+    ``batch_size_for`` ladder, so the work follows the words' lengths, not the longest; until a
+    shrink, a finished word's row draws into a sink.
     """
+    per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
+    words: list[str] = []
+    for begin in range(0, count, per_call):  # many words: their letters a part at a time
+        words += _draw_words(model, tokenizer, pick, count=min(per_call, count - begin), max_length=max_length,
+                             prefix=prefix, device=device, batch_size=batch_size)
+    return words
+
+
+@torch.inference_mode()
+def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.Tensor], *,
+                count: int, max_length: int, prefix: str, device: Any, batch_size: int | None) -> list[str]:
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     boundary = tokenizer.boundary_id
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
-    logits, state = model(start)  # the prefix is read once, for all the words
+    logits, after_prefix = model(start)  # the prefix is read once, for all the words
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
     # bfloat16 probabilities would drift from 1 by a percent
-    logits = logits[:, -1].float().expand(count, -1)  # (B, V)
-    state = repeat_rows(state, count)
-    if state is None:  # a state laid out otherwise: read the prefix once per word
+    first = logits[:, -1].float()  # (1, V): the first letter's logits, for every word
+    if not prefix_ids:
+        first[:, boundary] = float("-inf")  # a word has at least one letter
+    width = min(count, batch_size or count)
+    state = repeat_rows(after_prefix, width)
+    if state is None:  # a state laid out otherwise: read the prefix once per word, all at once
+        width = count
         logits, state = model(start.expand(count, -1))
-        logits = logits[:, -1].float()
+        first = logits[:, -1].float()
+        if not prefix_ids:
+            first[:, boundary] = float("-inf")
+    logits = first.expand(width, -1).clone()  # a pick may write into its logits
     steps = max(0, max_length - len(prefix_ids))
     sink = count  # the row of drawn where finished words write
-    drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
-    rows = torch.arange(count, device=device)  # which word each row of the batch is, or sink
-    used = 0
-    for t in range(steps):
-        if t == 0 and not prefix_ids:
-            logits = logits.clone()
-            logits[:, boundary] = float("-inf")  # a word has at least one letter
+    drawn = torch.full((count + 1, max(steps, 1)), boundary, dtype=torch.long, device=device)
+    word = torch.arange(width, device=device)  # which word each row of the batch draws, or sink
+    position = torch.zeros(width, dtype=torch.long, device=device)  # and where its next letter goes
+    begun = width  # words given a row so far
+    while steps:
         ids = pick(logits)  # (B,)
-        drawn[rows, t] = ids
-        used = t + 1
-        rows = rows.masked_fill(ids == boundary, sink)
-        going = rows != sink
+        drawn[word, position] = ids
+        ended = (ids == boundary) | (position == steps - 1)
+        word, position = word.masked_fill(ended, sink), (position + 1).masked_fill(ended, 0)
+        restarted = None
+        if begun < count:  # the next words take the free rows
+            free = (word == sink).nonzero().squeeze(1)[:count - begun]
+            if len(free):
+                word[free] = torch.arange(begun, begun + len(free), device=device)
+                begun, restarted = begun + len(free), free
+        going = word != sink
         alive = int(going.sum())  # reads back to the host: the price of shrinking
         if alive == 0:
             break
         size = batch_size_for(alive)
-        if size < len(rows):
+        if restarted is None and begun == count and size < len(word):
             keep = torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size]
-            smaller = select_rows(state, keep, len(rows))
+            smaller = select_rows(state, keep, len(word))
             if smaller is not None:
-                rows, ids, state = rows[keep], ids[keep], smaller
+                word, position, ids, state = word[keep], position[keep], ids[keep], smaller
         logits, state = model(ids[:, None], state)
         logits = logits[:, -1].float()
+        if restarted is not None:  # their step read the last word's end: begin afresh instead
+            state = place_rows(state, restarted, after_prefix, len(word))
+            logits[restarted] = first
     model.train(was_training)
-    drawn = drawn[:count, :used]
+    drawn = drawn[:count, :steps]
     ended = drawn == boundary
-    # each word's length: up to its first boundary, or all it drew if it never ended
-    lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), used).tolist()
+    # each word's length: up to its first boundary, or all ``steps`` letters if it never ended
+    lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps).tolist()
     text = tokenizer.normalize(prefix)
-    return [text + tokenizer.decode(row[:n]) for row, n in zip(drawn.contiguous().tolist(), lengths)]
+    return [text + tokenizer.decode(row[:n]) for row, n in zip(drawn.tolist(), lengths)]
 
 
 def _generator(seed: int | None, device: Any) -> torch.Generator:
@@ -109,8 +152,8 @@ def _generator(seed: int | None, device: Any) -> torch.Generator:
 
 
 class GreedySampler:
-    def __init__(self, count: int = 20, max_length: int = 50, prefix: str = ""):
-        self.count, self.max_length, self.prefix = count, max_length, prefix
+    def __init__(self, count: int = 20, max_length: int = 50, prefix: str = "", batch_size: int = 1000):
+        self.count, self.max_length, self.prefix, self.batch_size = count, max_length, prefix, batch_size
 
     def pick(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return logits.argmax(dim=-1)
@@ -119,7 +162,8 @@ class GreedySampler:
         device = torch.device(device)
         generator = _generator(seed, device)
         return draw_words(model, tokenizer, lambda logits: self.pick(logits, generator),
-                          count=self.count, max_length=self.max_length, prefix=self.prefix, device=device)
+                          count=self.count, max_length=self.max_length, prefix=self.prefix, device=device,
+                          batch_size=self.batch_size)
 
 
 class TemperatureSampler(GreedySampler):
@@ -129,7 +173,8 @@ class TemperatureSampler(GreedySampler):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
 
     def pick(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        logits = logits / self.temperature
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
         if self.top_k is not None and self.top_k < logits.shape[-1]:
             kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]  # (B, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
