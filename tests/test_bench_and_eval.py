@@ -17,6 +17,7 @@ def test_bench_reports_every_figure(tmp_path):
     assert report["ratios"]["letras_vs_notes"] == report["letras"]["chars_per_s"] / report["notes"]["chars_per_s"]
     assert report["ratios"]["letras_vs_plain"] > 0
     assert report["sampling"]["batch"] == 1000 and report["sampling"]["words_per_s"] > 0
+    assert report["sampling"]["words_per_call"] > 1000 and report["sampling"]["one_batch_per_call_words_per_s"] > 0
     assert report["sampling"]["chars_per_s"] >= 2 * report["sampling"]["words_per_s"]  # a letter and the end, at least
     assert report["peak_memory_mib"] > 0 and report["device"] == "cpu" and report["precision"] == "fp32"
 

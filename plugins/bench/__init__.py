@@ -52,8 +52,10 @@ def format_report(r: dict) -> str:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
     lines += ["", f"letras / notes' loop   {r['ratios']['letras_vs_notes']:>8.1f}x",
               f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x", "",
-              f"sampling, batch {r['sampling']['batch']}: {r['sampling']['words_per_s']:,.0f} words/s "
+              f"sampling, {r['sampling']['batch']:,} words at a time: {r['sampling']['words_per_s']:,.0f} words/s "
               f"({r['sampling']['chars_per_s']:,.0f} chars/s)",
+              f"  (calls of {r['sampling']['batch']:,} words, each waiting for its longest: "
+              f"{r['sampling']['one_batch_per_call_words_per_s']:,.0f} words/s)",
               f"peak memory: {r['peak_memory_mib']:,.0f} MiB (process RSS)"
               + (f", {r['cuda_peak_mib']:,.0f} MiB on the GPU" if r.get("cuda_peak_mib") is not None else "")]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from letras.core import TrainingRun, autocast, components, resolve_device, resol
 from letras.core.batching import IGNORE, WordBatches
 
 EMBEDDING = 32
+SAMPLED_PER_CALL = 20_000  # words per sampling call, 1000 at a time: the rate a long list is drawn at
 
 
 def load_corpus(name: str) -> tuple[str, list[str]]:
@@ -121,10 +122,12 @@ def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[i
 
 
 def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device,
-                  precision: str = "fp32", batch: int = 1000) -> tuple[float, float]:
-    """Words/s and characters/s (letters plus the end of each word) drawn at ``batch`` words
-    per call: words/s depends on how long the corpus's words are, characters/s hardly."""
-    sampler = components("sampler").get("temperature").build(count=batch, max_length=50)
+                  precision: str = "fp32", batch: int = 1000, count: int | None = None) -> tuple[float, float]:
+    """Words/s and characters/s (letters plus the end of each word) drawn ``batch`` words at a
+    time, ``count`` words per call (``batch`` by default: each call waits for its longest word;
+    more: finished words hand their rows to new ones). Words/s depends on how long the
+    corpus's words are, characters/s hardly."""
+    sampler = components("sampler").get("temperature").build(count=count or batch, batch_size=batch, max_length=50)
     words = chars = 0
     with autocast(device, precision):
         sampler.sample(model, tokenizer, seed=0, device=device)  # warm-up
@@ -164,8 +167,10 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     progress(f"letras trainer: {seconds:g} s ...")
     fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision)
     letras_padding = _grouped_padding(encoded, batch_size)
-    progress(f"sampling: {min(seconds, 3):g} s ...")
-    words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 3.0), torch_device, precision)
+    progress(f"sampling: {2 * min(seconds, 2):g} s ...")
+    words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision,
+                                             count=SAMPLED_PER_CALL)
+    one_batch, _ = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision)
 
     return {
         "corpus": name, "words": len(words), "cell": cell, "hidden": hidden, "batch_size": batch_size,
@@ -175,7 +180,8 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
         "letras": {"chars_per_s": fast, "padding": letras_padding},
         "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain},
-        "sampling": {"batch": 1000, "words_per_s": words_per_s, "chars_per_s": chars_per_s},
+        "sampling": {"batch": 1000, "words_per_call": SAMPLED_PER_CALL, "words_per_s": words_per_s,
+                     "chars_per_s": chars_per_s, "one_batch_per_call_words_per_s": one_batch},
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cuda_peak_mib": (torch.cuda.max_memory_allocated(torch_device) / 2**20
                           if torch_device.type == "cuda" else None),
