@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import torch
@@ -111,23 +112,30 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
         ids = pick(logits)  # (B,)
         drawn[word, position] = ids
         ended = (ids == boundary) | (position == steps - 1)
-        word, position = word.masked_fill(ended, sink), (position + 1).masked_fill(ended, 0)
+        position.add_(1).masked_fill_(ended, 0)
         restarted = None
-        if begun < count:  # the next words take the free rows
-            free = (word == sink).nonzero().squeeze(1)[:count - begun]
-            if len(free):
-                word[free] = torch.arange(begun, begun + len(free), device=device)
-                begun, restarted = begun + len(free), free
-        going = word != sink
-        alive = int(going.sum())  # reads back to the host: the price of shrinking
-        if alive == 0:
-            break
-        size = batch_size_for(alive)
-        if restarted is None and begun == count and size < len(word):
-            keep = torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size]
-            smaller = select_rows(state, keep, len(word))
-            if smaller is not None:
-                word, position, ids, state = word[keep], position[keep], ids[keep], smaller
+        if begun < count:  # the next words take the finished words' rows
+            free = ended.nonzero().squeeze(1)
+            new = min(len(free), count - begun)
+            if new:
+                restarted = free[:new]
+                word[restarted] = torch.arange(begun, begun + new, device=device)
+                begun += new
+            if new < len(free):
+                word[free[new:]] = sink
+        else:
+            word.masked_fill_(ended, sink)
+        if begun == count:  # no word left to begin: the batch shrinks as the last ones end
+            going = word != sink
+            alive = int(going.sum())  # reads back to the host: the price of shrinking
+            if alive == 0:
+                break
+            size = batch_size_for(alive)
+            if restarted is None and size < len(word):
+                keep = torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size]
+                smaller = select_rows(state, keep, len(word))
+                if smaller is not None:
+                    word, position, ids, state = word[keep], position[keep], ids[keep], smaller
         logits, state = model(ids[:, None], state)
         logits = logits[:, -1].float()
         if restarted is not None:  # their step read the last word's end: begin afresh instead
@@ -137,9 +145,12 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
     drawn = drawn[:count, :steps]
     ended = drawn == boundary
     # each word's length: up to its first boundary, or all ``steps`` letters if it never ended
-    lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps).tolist()
+    lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps)
+    # only the words' letters come back to Python, word after word: most of drawn is padding
+    letters = drawn[torch.arange(steps, device=drawn.device) < lengths[:, None]].tolist()
     text = tokenizer.normalize(prefix)
-    return [text + tokenizer.decode(row[:n]) for row, n in zip(drawn.tolist(), lengths)]
+    ends = list(itertools.accumulate(lengths.tolist()))
+    return [text + tokenizer.decode(letters[end - n:end]) for end, n in zip(ends, lengths.tolist())]
 
 
 def _generator(seed: int | None, device: Any) -> torch.Generator:
