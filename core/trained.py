@@ -164,8 +164,14 @@ class TrainedModel:
                 "words": len(words), "chars": data.chars, "source": source}
 
 
+# The sampler options `letras sample` has a flag for; any other is set with -o NAME=VALUE.
+SAMPLE_FLAGS = {"count": "--count", "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
+                "prefix": "--prefix", "max_length": "--max-length"}
+
+
 def _option_where(dotted: str) -> str:
-    return f"option --{dotted.split('.')[-1].replace('_', '-')}"
+    name = dotted.split(".")[-1]
+    return f"option {SAMPLE_FLAGS.get(name, f'-o {name}')}"
 
 
 def load_run(path: str | Path, checkpoint: str = "last") -> TrainedModel:

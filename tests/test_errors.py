@@ -107,6 +107,8 @@ CASES = [
     ("sample-top-k-zero", ["sample", "RUN", "--top-k", "0"], nothing, 2, "option --top-k: must be at least 1"),
     ("sample-temperature-zero", ["sample", "RUN", "--temperature", "0"], nothing, 2,
      "option --temperature: must be greater than 0.0"),
+    ("sample-batch-size-zero", ["sample", "RUN", "-o", "batch_size=0"], nothing, 2,
+     "option -o batch_size: must be at least 1, got 0"),
     ("sample-unknown-sampler", ["sample", "RUN", "--sampler", "beem"], nothing, 2, "unknown sampler 'beem'"),
     ("checkpoint-garbage", ["sample", "run"], checkpoint(b"not a checkpoint at all"), 1,
      "run/checkpoint.pt: damaged or not a letras checkpoint"),
