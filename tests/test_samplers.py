@@ -101,6 +101,21 @@ def test_many_words_stream_through_a_full_batch():
     assert sum(batches[:full]) > 0.95 * sum(lengths)  # nearly all letters drawn at the full batch
 
 
+def test_a_long_list_is_drawn_a_part_at_a_time(monkeypatch):
+    from letras.plugins.samplers import sampling
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["a"])
+    monkeypatch.setattr(sampling, "LETTERS_PER_CALL", 12 * 300)  # 300 words of max_length 12 a part
+    model, prefixes = _CoinModel(), []
+    model.register_forward_pre_hook(lambda module, args: prefixes.append(len(args) == 1))
+    generator = torch.Generator().manual_seed(0)
+    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+    words = sampling.draw_words(model, tokenizer, pick, count=1000, max_length=12, batch_size=100)
+    assert len(words) == 1000 and set("".join(words)) == {"a"}
+    assert sum(prefixes) == 4  # a part reads the prefix (no state yet): 300, 300, 300 and 100 words
+
+
 class _CountingModel(torch.nn.Module):
     """Its state counts the letters read (the boundary aside); it says 'a' until a word has
     three letters, then ends it. A word that began from another word's state would end sooner."""
