@@ -23,6 +23,16 @@ sampler:   {name: temperature, count: 5}
 """
 
 
+def write_pipeline(folder: Path, config: str, name: str, words: int) -> Path:
+    """``folder/NAME.yaml`` holding ``config``, beside the ``words.txt`` it trains on: the first
+    ``words`` municipalities."""
+    from letras.plugins.corpora import municipios
+
+    (folder / "words.txt").write_text("\n".join(municipios().words()[:words]) + "\n", encoding="utf-8")
+    (folder / f"{name}.yaml").write_text(config)
+    return folder / f"{name}.yaml"
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """Write a YAML config into tmp_path and return its path."""

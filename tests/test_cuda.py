@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_letras
+from conftest import run_letras, write_pipeline
 from letras.core import load_run
 from letras.core.batching import WordBatches, loss_sum
 from letras.plugins.word_reset.trainer import unrolled_loss_sum
@@ -30,10 +30,7 @@ sampler:   {name: temperature, count: 5}
 
 @pytest.fixture
 def gpu_config(tmp_path):
-    from letras.plugins.corpora import municipios
-
-    (tmp_path / "words.txt").write_text("\n".join(municipios().words()[:2000]) + "\n", encoding="utf-8")
-    (tmp_path / "gpu.yaml").write_text(CONFIG)
+    write_pipeline(tmp_path, CONFIG, "gpu", words=2000)
     return tmp_path
 
 

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from conftest import run_letras
+from conftest import run_letras, write_pipeline
 
 CONFIG = """
 name: ddp
@@ -19,10 +19,7 @@ sampler:   {name: temperature, count: 4}
 
 
 def test_two_processes_train_like_one_and_write_one_folder(tmp_path):
-    from letras.plugins.corpora import municipios
-
-    (tmp_path / "words.txt").write_text("\n".join(municipios().words()[:200]) + "\n", encoding="utf-8")
-    (tmp_path / "ddp.yaml").write_text(CONFIG)
+    write_pipeline(tmp_path, CONFIG, "ddp", words=200)
     single = run_letras("run", "ddp.yaml", "output=single", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     before = {p.name for p in tmp_path.iterdir()}

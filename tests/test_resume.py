@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_letras
+from conftest import run_letras, write_pipeline
 from letras.core import Interrupted, UsageError, hookimpl, load_config, load_run, train
 from letras.core.rundir import RunDir
 from letras.core.testing import registered_plugin
@@ -28,11 +28,7 @@ sampler:   {name: temperature, count: 3}
 
 @pytest.fixture
 def small(tmp_path):
-    from letras.plugins.corpora import municipios
-
-    (tmp_path / "words.txt").write_text("\n".join(municipios().words()[:300]) + "\n", encoding="utf-8")
-    (tmp_path / "small.yaml").write_text(SMALL)
-    return tmp_path / "small.yaml"
+    return write_pipeline(tmp_path, SMALL, "small", words=300)
 
 
 def weights(run: Path) -> dict:
