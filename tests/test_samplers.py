@@ -143,6 +143,27 @@ def test_a_word_that_takes_a_finished_words_row_starts_from_the_prefix(prefix):
     assert words == ["aaa"] * 100
 
 
+class _BatchFirstModel(_CountingModel):
+    """The counting model with its state laid out batch first, (B, 2), unlike nn.RNN's."""
+
+    def forward(self, ids, state=None):
+        logits, counted = super().forward(ids, None if state is None else state[None, :, :1])
+        return logits, counted[0].expand(-1, 2)
+
+
+def test_a_state_laid_out_otherwise_reads_the_prefix_per_word_and_keeps_the_batch():
+    from letras.plugins.samplers.sampling import draw_words
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["a"])
+    model, batches = _BatchFirstModel(), []
+    model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    words = draw_words(model, tokenizer, lambda logits: logits.argmax(-1), count=50, max_length=10,
+                       prefix="a", batch_size=10)
+    assert words == ["aaa"] * 50
+    assert batches[1:] == [50, 50, 50]  # the prefix for each word, then every letter, all together
+
+
 def test_streaming_and_one_call_draw_alike(trained_run):
     trained = load_run(trained_run)
     stream = trained.sample(seed=0, count=3000, batch_size=100, temperature=0.8)

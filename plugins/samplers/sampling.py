@@ -88,19 +88,16 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
-    # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
-    # bfloat16 probabilities would drift from 1 by a percent
-    first = logits[:, -1].float()  # (1, V): the first letter's logits, for every word
-    if not prefix_ids:
-        first[:, boundary] = float("-inf")  # a word has at least one letter
     width = min(count, batch_size or count)
     state = repeat_rows(after_prefix, width)
     if state is None:  # a state laid out otherwise: read the prefix once per word, all at once
         width = count
         logits, state = model(start.expand(count, -1))
-        first = logits[:, -1].float()
-        if not prefix_ids:
-            first[:, boundary] = float("-inf")
+    # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
+    # bfloat16 probabilities would drift from 1 by a percent
+    first = logits[:, -1].float()  # (1, V), or a row per word: the first letter's logits
+    if not prefix_ids:
+        first[:, boundary] = float("-inf")  # a word has at least one letter
     logits = first.expand(width, -1).clone()  # a pick may write into its logits
     steps = max(0, max_length - len(prefix_ids))
     sink = count  # the row of drawn where finished words write
