@@ -167,7 +167,18 @@ def test_trainer_reports_metrics_and_checkpoints_each_epoch():
     assert last["step"] == 3 * math.ceil(12 / 4)  # 12 training words, 3 validation words
     assert last["val_loss"] is not None and last["train_bpc"] == pytest.approx(last["train_loss"] / math.log(2))
     assert len(saved) == 3 and {"model", "trainer_state", "rng", "epoch", "step"} <= set(saved[-1])
-    assert {"optimizer", "scheduler", "order"} <= set(saved[-1]["trainer_state"])
+    assert {"optimizer", "order"} <= set(saved[-1]["trainer_state"])
+
+
+def test_the_learning_rate_warms_up_then_anneals_on_a_cosine():
+    vocab, words = encoded_cities()  # 12 training words: 3 steps of 4 an epoch, 12 in all
+    _, run, _ = fit(words, vocab.vocab_size, epochs=4, schedule="cosine", warmup_steps=6)
+    # the rate of each epoch's last step: 3 and 6 of 6 warm-up steps, then a third and
+    # five sixths of the way down the cosine to a hundredth of lr
+    expected = [0.01 * 3 / 6, 0.01, 0.01 * (0.01 + 0.99 * 0.75), 0.01 * (0.01 + 0.99 * 0.5 * (1 - 3 ** 0.5 / 2))]
+    assert [m["lr"] for m in run.history] == pytest.approx(expected)
+    _, constant, _ = fit(words, vocab.vocab_size, epochs=2)
+    assert [m["lr"] for m in constant.history] == [0.01, 0.01]
 
 
 def test_training_lowers_the_loss_and_is_reproducible():

@@ -1,0 +1,133 @@
+"""Adam and AdamW, without torch.optim.
+
+Every torch.optim optimizer imports ``torch._dynamo`` the first time it runs, to keep
+torch.compile out of its bookkeeping: 70 MiB and a second, for a compiler letras never
+calls, a sixth of all the memory training names.txt takes. This is the same update through
+the same fused kernel torch.optim runs with ``fused=True`` (and, where a torch lacks that
+kernel, torch's formula op for op), and it reads the ``state_dict`` torch.optim writes, so
+the checkpoints of earlier letras resume.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable
+
+import torch
+
+
+class Adam:
+    """Adam (Kingma and Ba, 2015); ``decoupled=True`` makes it AdamW (Loshchilov and Hutter,
+    2019), whose weight decay shrinks the weights directly instead of joining the gradient.
+
+    ``params`` is a list of tensors, or of parameter groups (dicts with ``params`` and any
+    option to override), as torch.optim takes them. Each group's ``lr`` may change between
+    steps: that is how the trainer schedules it.
+    """
+
+    def __init__(self, params: Iterable[Any], *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False):
+        groups = list(params)
+        if groups and not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.decoupled = decoupled
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            # the kernel takes one device and dtype at a time
+            parts: dict[tuple[torch.device, torch.dtype], list[list[torch.Tensor]]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.get(p)
+                if state is None:  # torch.optim's layout: a float step count on the parameter's device
+                    state = self.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                             "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+                lists = parts.setdefault((p.device, p.dtype), [[], [], [], [], []])
+                for row, tensor in zip(lists, (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])):
+                    row.append(tensor)
+            for (device, _), (params, grads, exp_avgs, exp_avg_sqs, steps) in parts.items():
+                update = _fused_update if _has_fused_kernel(device.type) else _update
+                update(params, grads, exp_avgs, exp_avg_sqs, steps, group, self.decoupled)
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's layout: the state by the parameter's position over all groups."""
+        index = {p: i for i, p in enumerate(p for group in self.param_groups for p in group["params"])}
+        return {"state": {index[p]: dict(state) for p, state in self.state.items()},
+                "param_groups": [{**{k: v for k, v in group.items() if k != "params"},
+                                  "params": [index[p] for p in group["params"]]} for group in self.param_groups]}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """What ``state_dict`` (or a torch.optim Adam or AdamW) saved; a ValueError when its
+        groups do not match these parameters."""
+        groups = saved["param_groups"]
+        sizes, saved_sizes = [len(g["params"]) for g in self.param_groups], [len(g["params"]) for g in groups]
+        if sizes != saved_sizes:
+            raise ValueError(f"the saved state has parameter groups of sizes {saved_sizes}, "
+                             f"this optimizer {sizes}")
+        params = [p for group in self.param_groups for p in group["params"]]
+        saved_index = [i for g in groups for i in g["params"]]
+        for group, saved_group in zip(self.param_groups, groups):
+            group.update({k: saved_group[k] for k in ("lr", "betas", "eps", "weight_decay") if k in saved_group})
+        self.state = {}
+        for p, i in zip(params, saved_index):
+            if i in saved["state"]:
+                state = saved["state"][i]
+                # copies, as torch.optim makes: the saved tensors may still be in use
+                self.state[p] = {"step": torch.tensor(float(state["step"]), device=p.device),
+                                 "exp_avg": state["exp_avg"].to(p, copy=True),
+                                 "exp_avg_sq": state["exp_avg_sq"].to(p, copy=True)}
+
+
+@functools.cache
+def _has_fused_kernel(device_type: str) -> bool:
+    """Whether this torch has Adam's fused kernel for this kind of device (CUDA since torch
+    2.0, CPU since 2.4): one tiny step tells."""
+    p = torch.zeros(1, device=device_type)
+    try:
+        torch._fused_adam_([p], [p.clone()], [p.clone()], [p.clone()], [], [torch.ones((), device=device_type)],
+                           lr=0.0, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False,
+                           maximize=False)
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return False
+    return True
+
+
+def _fused_update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                  exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], group: dict[str, Any],
+                  decoupled: bool) -> None:
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    beta1, beta2 = group["betas"]
+    kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"], beta1=beta1, beta2=beta2,
+           weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False, maximize=False)
+
+
+def _update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+            exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], group: dict[str, Any],
+            decoupled: bool) -> None:
+    """torch.optim's single-tensor Adam."""
+    lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        step += 1
+        if weight_decay and decoupled:
+            param.mul_(1 - lr * weight_decay)
+        elif weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        n = step.item()
+        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** n) ** 0.5).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** n))

@@ -1,0 +1,92 @@
+"""The word-reset trainer's Adam: torch.optim's update and checkpoints, without its import of
+torch._dynamo."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from letras.plugins.word_reset import adam
+from letras.plugins.word_reset.adam import Adam
+
+
+def parameters(seed=0):
+    torch.manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+
+
+def groups(params):
+    # as the trainer groups them: decay on the matrices, none on the biases
+    return [{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}]
+
+
+def train(optimizer, params, steps, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator)
+        for group in optimizer.param_groups:
+            group["lr"] = 0.01 * (step + 1)  # scheduled, as the trainer does
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_adam_steps_as_torch_optim_does(fused, decoupled, monkeypatch):
+    if not fused:  # the formula a torch without the fused kernel uses
+        monkeypatch.setattr(adam, "_has_fused_kernel", lambda device_type: False)
+    ours, theirs = parameters(), parameters()
+    reference = torch.optim.AdamW if decoupled else torch.optim.Adam
+    train(Adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=decoupled), ours, 6)
+    train(reference(groups(theirs), lr=0.01, weight_decay=0.1, fused=fused), theirs, 6)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, rtol=0, atol=0) if fused else torch.testing.assert_close(p, q)
+
+
+def test_a_checkpoint_of_torch_optim_resumes_and_ours_round_trips():
+    ours, theirs = parameters(), parameters()
+    reference = torch.optim.AdamW(groups(theirs), lr=0.01, weight_decay=0.1, fused=True)
+    train(reference, theirs, 3)
+    with torch.no_grad():
+        for p, q in zip(ours, theirs):
+            p.copy_(q)
+    optimizer = Adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=True)
+    optimizer.load_state_dict(reference.state_dict())  # what letras saved before this class
+    train(reference, theirs, 3, seed=2)
+    train(optimizer, ours, 3, seed=2)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+    again = Adam(groups(parameters()), lr=0.01, weight_decay=0.1, decoupled=True)
+    again.load_state_dict(optimizer.state_dict())
+    assert again.param_groups[1]["weight_decay"] == 0.0
+    for p, q in zip(again.state.values(), optimizer.state.values()):
+        assert p.keys() == q.keys() and all(torch.equal(p[k], q[k]) for k in p)
+
+
+def test_a_saved_state_for_other_parameter_groups_is_refused():
+    optimizer = Adam(parameters(), lr=0.01)
+    train(optimizer, optimizer.param_groups[0]["params"], 1)
+    other = Adam(groups(parameters()), lr=0.01)
+    with pytest.raises(ValueError, match=r"groups of sizes \[2\], this optimizer \[1, 1\]"):
+        other.load_state_dict(optimizer.state_dict())
+
+
+def test_training_does_not_import_torch_dynamo(tmp_path):
+    """torch.optim would: 70 MiB of the 400 training names.txt may take."""
+    script = """
+import sys
+from letras.core import TrainingRun
+from letras.plugins.word_reset.trainer import WordResetTrainer
+from letras.plugins.recurrent.generator import lstm_generator
+words = [[0, 1, 2, 0], [0, 2, 1, 1, 0], [0, 1, 0]] * 4
+trainer = WordResetTrainer(epochs=2, batch_size=4, lr=0.01, optimizer="adamw", weight_decay=0.1,
+                           grad_clip=1.0, schedule="cosine", warmup_steps=2, ema=0.99, device="cpu")
+trainer.fit(lstm_generator(3, hidden_size=8), words, TrainingRun(seed=0))
+print("torch._dynamo" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
