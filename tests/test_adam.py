@@ -11,9 +11,9 @@ from letras.plugins.word_reset import adam
 from letras.plugins.word_reset.adam import Adam
 
 
-def parameters(seed=0):
+def parameters(seed=0, device="cpu"):
     torch.manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    return [torch.nn.Parameter(torch.randn(4, 3).to(device)), torch.nn.Parameter(torch.randn(3).to(device))]
 
 
 def groups(params):
@@ -25,7 +25,7 @@ def train(optimizer, params, steps, seed=1):
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
         for p in params:
-            p.grad = torch.randn(p.shape, generator=generator)
+            p.grad = torch.randn(p.shape, generator=generator).to(p.device)
         for group in optimizer.param_groups:
             group["lr"] = 0.01 * (step + 1)  # scheduled, as the trainer does
         optimizer.step()

@@ -14,6 +14,8 @@ from conftest import run_letras, write_pipeline
 from letras.core import load_run
 from letras.core.batching import WordBatches, loss_sum
 from letras.plugins.word_reset.trainer import unrolled_loss_sum
+from letras.plugins.word_reset.adam import Adam
+from test_adam import groups, parameters, train
 from test_model_and_trainer import build, encoded_cities
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -104,3 +106,13 @@ def test_bench_runs_on_the_gpu(tmp_path):
     report = json.loads(result.stdout)
     assert report["device"].startswith("cuda") and report["precision"] == "bf16"
     assert report["cuda_peak_mib"] > 0 and report["sampling"]["words_per_s"] > 0
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_adam_steps_as_torch_optim_does_on_the_gpu(decoupled):
+    ours, theirs = parameters(device="cuda"), parameters(device="cuda")
+    reference = torch.optim.AdamW if decoupled else torch.optim.Adam
+    train(Adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=decoupled), ours, 6)
+    train(reference(groups(theirs), lr=0.01, weight_decay=0.1, fused=True), theirs, 6)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # the same kernel
