@@ -66,12 +66,20 @@ def test_a_checkpoint_of_torch_optim_resumes_and_ours_round_trips():
         assert p.keys() == q.keys() and all(torch.equal(p[k], q[k]) for k in p)
 
 
-def test_a_saved_state_for_other_parameter_groups_is_refused():
+def test_a_saved_state_that_does_not_fit_is_refused_and_changes_nothing():
     optimizer = Adam(parameters(), lr=0.01)
     train(optimizer, optimizer.param_groups[0]["params"], 1)
-    other = Adam(groups(parameters()), lr=0.01)
+    saved = optimizer.state_dict()
+    other = Adam(groups(parameters()), lr=0.02)
     with pytest.raises(ValueError, match=r"groups of sizes \[2\], this optimizer \[1, 1\]"):
-        other.load_state_dict(optimizer.state_dict())
+        other.load_state_dict(saved)
+    transposed = Adam([torch.nn.Parameter(torch.zeros(3, 4)), torch.nn.Parameter(torch.zeros(3))], lr=0.02)
+    with pytest.raises(ValueError, match=r"parameter 0 has shape \(4, 3\), the parameter \(3, 4\)"):
+        transposed.load_state_dict(saved)
+    del saved["state"][1]["exp_avg_sq"]
+    with pytest.raises(ValueError, match="not an Adam state: it has no 'exp_avg_sq'"):
+        Adam(parameters(), lr=0.02).load_state_dict(saved)
+    assert other.state == {} and other.param_groups[0]["lr"] == 0.02
 
 
 def test_training_does_not_import_torch_dynamo(tmp_path):

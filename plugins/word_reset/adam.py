@@ -70,25 +70,34 @@ class Adam:
                                   "params": [index[p] for p in group["params"]]} for group in self.param_groups]}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        """What ``state_dict`` (or a torch.optim Adam or AdamW) saved; a ValueError when its
-        groups do not match these parameters."""
-        groups = saved["param_groups"]
-        sizes, saved_sizes = [len(g["params"]) for g in self.param_groups], [len(g["params"]) for g in groups]
-        if sizes != saved_sizes:
-            raise ValueError(f"the saved state has parameter groups of sizes {saved_sizes}, "
-                             f"this optimizer {sizes}")
-        params = [p for group in self.param_groups for p in group["params"]]
-        saved_index = [i for g in groups for i in g["params"]]
+        """What ``state_dict`` (or a torch.optim Adam or AdamW) saved. A ValueError, and this
+        optimizer unchanged, when it does not fit these parameters or is no such state."""
+        try:
+            groups, states = saved["param_groups"], saved["state"]
+            sizes, saved_sizes = [len(g["params"]) for g in self.param_groups], [len(g["params"]) for g in groups]
+            if sizes != saved_sizes:
+                raise ValueError(f"the saved state has parameter groups of sizes {saved_sizes}, "
+                                 f"this optimizer {sizes}")
+            params = [p for group in self.param_groups for p in group["params"]]
+            loaded = {}
+            for p, i in zip(params, [i for g in groups for i in g["params"]]):
+                if i not in states:  # a parameter that had no gradient yet
+                    continue
+                state = states[i]
+                if state["exp_avg"].shape != p.shape or state["exp_avg_sq"].shape != p.shape:
+                    raise ValueError(f"the saved state of parameter {i} has shape {tuple(state['exp_avg'].shape)}, "
+                                     f"the parameter {tuple(p.shape)}")
+                # copies, as torch.optim makes: the saved tensors may still be in use
+                loaded[p] = {"step": torch.tensor(float(state["step"]), device=p.device),
+                             "exp_avg": state["exp_avg"].to(p, copy=True),
+                             "exp_avg_sq": state["exp_avg_sq"].to(p, copy=True)}
+        except KeyError as error:
+            raise ValueError(f"not an Adam state: it has no {error}") from None
+        except (TypeError, AttributeError) as error:
+            raise ValueError(f"not an Adam state: {error}") from None
         for group, saved_group in zip(self.param_groups, groups):
             group.update({k: saved_group[k] for k in ("lr", "betas", "eps", "weight_decay") if k in saved_group})
-        self.state = {}
-        for p, i in zip(params, saved_index):
-            if i in saved["state"]:
-                state = saved["state"][i]
-                # copies, as torch.optim makes: the saved tensors may still be in use
-                self.state[p] = {"step": torch.tensor(float(state["step"]), device=p.device),
-                                 "exp_avg": state["exp_avg"].to(p, copy=True),
-                                 "exp_avg_sq": state["exp_avg_sq"].to(p, copy=True)}
+        self.state = loaded
 
 
 @functools.cache
