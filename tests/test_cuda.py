@@ -13,8 +13,8 @@ import torch
 from conftest import run_letras, write_pipeline
 from letras.core import load_run
 from letras.core.batching import WordBatches, loss_sum
-from letras.plugins.word_reset.trainer import unrolled_loss_sum
 from letras.plugins.word_reset.adam import Adam
+from letras.plugins.word_reset.trainer import unrolled_loss_sum
 from test_adam import groups, parameters, train
 from test_model_and_trainer import build, encoded_cities
 

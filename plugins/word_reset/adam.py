@@ -1,8 +1,8 @@
 """Adam and AdamW, without torch.optim.
 
 Every torch.optim optimizer imports ``torch._dynamo`` the first time it runs, to keep
-torch.compile out of its bookkeeping: 70 MiB and a second, for a compiler letras never
-calls, a sixth of all the memory training names.txt takes. This is the same update through
+torch.compile out of its bookkeeping: 70 MiB and a second for a compiler letras never
+calls, a sixth of what training names.txt took with it. This is the same update through
 the same fused kernel torch.optim runs with ``fused=True`` (and, where a torch lacks that
 kernel, torch's formula op for op), and it reads the ``state_dict`` torch.optim writes, so
 the checkpoints of earlier letras resume.
