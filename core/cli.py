@@ -255,4 +255,7 @@ for command in (word_commands.sample, word_commands.score, word_commands.explain
 def main() -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning  # plugin warnings as one line on stderr
+    # torch warns on import where NumPy is not installed (pip install torch does not bring
+    # it); letras never hands torch a NumPy array, so a fresh install would only be alarmed
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     cli(prog_name="letras")

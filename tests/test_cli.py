@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -89,6 +91,16 @@ def test_the_notes_experiment_end_to_end_in_a_subprocess(tmp_path):
     assert len(result.stdout.splitlines()) == 15
     sampled = run_letras("sample", "runs/ciudades-rnn", "-n", "3", "--seed", "1", cwd=tmp_path)
     assert sampled.returncode == 0 and len(sampled.stdout.splitlines()) == 3
+
+
+def test_a_torch_without_numpy_warns_nothing(tmp_path):
+    """`pip install torch` brings no NumPy, and torch warns on import when it is missing."""
+    script = ("import runpy, sys; sys.modules['numpy'] = None; sys.argv[0] = 'letras'; "
+              "runpy.run_module('letras.core', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", script, "run", CIUDADES_RNN, "trainer.epochs=1", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "NumPy" not in result.stderr and "Warning" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"], ["list"],
