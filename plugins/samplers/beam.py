@@ -8,7 +8,7 @@ import torch
 
 from letras.core import LetrasError
 
-from .sampling import select_rows
+from .rows import select_rows
 
 
 class BeamSampler:

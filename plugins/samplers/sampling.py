@@ -7,38 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-
-def select_rows(state: Any, keep: torch.Tensor, batch: int) -> Any:
-    """The state of the words in ``keep``, or None if the state is not laid out like
-    nn.RNN's and nn.LSTM's (tensors with the batch at dimension 1)."""
-    return _map_rows(state, batch, lambda s: s[:, keep])
-
-
-def repeat_rows(state: Any, count: int) -> Any:
-    """A one-word state repeated for ``count`` words (None if not laid out like nn.RNN's)."""
-    return _map_rows(state, 1, lambda s: s.expand(s.shape[0], count, *s.shape[2:]).contiguous())
-
-
-def place_rows(state: Any, rows: torch.Tensor, one: Any, batch: int) -> Any:
-    """``state`` with the one-word state ``one`` (laid out alike) in each of ``rows``, written
-    in place: the sampler owns the state a step returned, and a copy of it per step cost 2-5%."""
-    ones = iter(_tensors(one))  # _map_rows meets the tensors of state in the same order
-    return _map_rows(state, batch, lambda s: s.index_copy_(1, rows, next(ones).expand(-1, len(rows), *s.shape[2:])))
-
-
-def _map_rows(state: Any, batch: int, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(state, torch.Tensor):
-        return f(state) if state.dim() >= 2 and state.shape[1] == batch else None
-    if isinstance(state, (tuple, list)):
-        parts = [_map_rows(s, batch, f) for s in state]
-        return None if any(p is None for p in parts) else type(state)(parts)
-    return None
-
-
-def _tensors(state: Any) -> list[torch.Tensor]:
-    if isinstance(state, (tuple, list)):
-        return [t for s in state for t in _tensors(s)]
-    return [state]
+from . import prefix_tree
+from .rows import place_rows, select_rows
 
 
 def batch_size_for(alive: int) -> int:
@@ -64,10 +34,12 @@ def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.
                batch_size: int | None = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters chosen by ``pick(logits (B, V)) -> ids (B,)``.
 
-    ``batch_size`` words (all ``count`` by default) advance together, one recurrent call per
-    letter, carrying the state. When a word ends, the next word not yet begun takes its row,
-    starting from the state after the prefix, so while words remain every call works on a full
-    batch (continuous batching). Then finished words leave the batch as it shrinks down the
+    Each word first walks down a tree of the likeliest beginnings after the prefix, read once
+    for all the words (``prefix_tree``). Those that leave it unfinished go on in a batch:
+    ``batch_size`` words (all by default) advance together, one recurrent call per letter,
+    carrying the state. When a word ends, the next word not yet begun takes its row, starting
+    from the state of the node where it left the tree, so while words remain every call works
+    on a full batch (continuous batching). Then finished words leave the batch as it shrinks down the
     ``batch_size_for`` ladder, so the work follows the words' lengths, not the longest; until a
     shrink, a finished word's row draws into a sink.
     """
@@ -89,56 +61,58 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
-    width = min(count, batch_size or count)
-    state = repeat_rows(after_prefix, width)
-    if state is None:  # a state laid out otherwise: read the prefix once per word, all at once
-        width = count
-        logits, state = model(start.expand(count, -1))
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
     # bfloat16 probabilities would drift from 1 by a percent
-    first = logits[:, -1].float()  # (1, V), or a row per word: the first letter's logits
+    first = logits[:, -1].float()  # (1, V): the first letter's logits
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
-    logits = first.expand(width, -1).clone()  # a pick may write into its logits
     steps = max(0, max_length - len(prefix_ids))
     sink = count  # the row of drawn where finished words write
     drawn = torch.full((count + 1, max(steps, 1)), boundary, dtype=torch.long, device=device)
-    word = torch.arange(width, device=device)  # which word each row of the batch draws, or sink
-    position = torch.zeros(width, dtype=torch.long, device=device)  # and where its next letter goes
+    tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary)
+    # the words that leave the tree unfinished go on in the batch, in this order
+    queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(tree, pick, drawn[:count, :steps],
+                                                                             boundary)
+    waiting = len(queued_word)
+
+    def states_of(nodes: torch.Tensor) -> Any:  # the state each of the words leaving these nodes starts from
+        if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
+            return model(start.expand(len(nodes), -1))[1]
+        return select_rows(tree.state, nodes, len(tree))
+
+    width = waiting if tree.state is None else min(waiting, batch_size or waiting)
+    word, position, ids = queued_word[:width].clone(), queued_position[:width].clone(), queued_ids[:width].clone()
+    state = states_of(queued_node[:width])
     begun = width  # words given a row so far
-    while steps:
-        ids = pick(logits)  # (B,)
+    while begun:
+        logits, state = model(ids[:, None], state)
+        ids = pick(logits[:, -1].float())  # (B,)
         drawn[word, position] = ids
         ended = (ids == boundary) | (position == steps - 1)
-        position.add_(1).masked_fill_(ended, 0)
-        restarted = None
-        if begun < count:  # the next words take the finished words' rows
+        position.add_(1).masked_fill_(ended, 0)  # a finished word's row draws into the sink from 0
+        if begun < waiting:  # the next words take the finished words' rows
             free = ended.nonzero().squeeze(1)
-            new = min(len(free), count - begun)
+            new = min(len(free), waiting - begun)
             if new:
-                restarted = free[:new]
-                word[restarted] = torch.arange(begun, begun + new, device=device)
+                rows, taken = free[:new], slice(begun, begun + new)
+                word[rows], position[rows], ids[rows] = queued_word[taken], queued_position[taken], queued_ids[taken]
+                state = place_rows(state, rows, states_of(queued_node[taken]), len(word))
                 begun += new
             if new < len(free):
                 word[free[new:]] = sink
         else:
             word.masked_fill_(ended, sink)
-        if begun == count:  # no word left to begin: the batch shrinks as the last ones end
+        if begun == waiting:  # no word left to begin: the batch shrinks as the last ones end
             going = word != sink
             alive = int(going.sum())  # reads back to the host: the price of shrinking
             if alive == 0:
                 break
             size = batch_size_for(alive)
-            if restarted is None and size < len(word):
+            if size < len(word):
                 keep = torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size]
                 smaller = select_rows(state, keep, len(word))
                 if smaller is not None:
                     word, position, ids, state = word[keep], position[keep], ids[keep], smaller
-        logits, state = model(ids[:, None], state)
-        logits = logits[:, -1].float()
-        if restarted is not None:  # their step read the last word's end: begin afresh instead
-            state = place_rows(state, restarted, after_prefix, len(word))
-            logits[restarted] = first
     model.train(was_training)
     drawn = drawn[:count, :steps]
     ended = drawn == boundary

@@ -1,0 +1,105 @@
+"""The likeliest beginnings of words, each read once for all the words that share it.
+
+Words drawn from one model share their beginnings: of 20,000 names drawn from a model of the
+Spanish municipalities, about a tenth begin "San" or "Santa", and the state after "San" is the
+same for every one of them. So before the words are drawn, the sampler grows a tree of the
+beginnings that enough words are expected to pass through, reading each once, one recurrent
+call per level. Every word then walks down from the root, drawing a letter at each node from
+that node's logits, until it ends or draws a letter that leaves the tree; only then does it
+take a row of the batch, starting from the state of the node it left.
+
+Nothing is approximated: at every node a word draws from the model's own logits for its
+beginning, with the sampler's own pick. What the tree saves is work: four of the thirteen
+recurrent steps a municipality name takes, at 20,000 names per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .rows import join_rows, row_bytes, select_rows
+
+# A node costs one row of one recurrent call to grow and saves a row to every word that
+# passes through it; the words' rows also pay for the pick and the bookkeeping.
+MIN_VISITS = 2.0
+MAX_BYTES = 32 << 20  # the tree's states, logits and links together
+
+
+@dataclass
+class PrefixTree:
+    logits: torch.Tensor  # (N, V) fp32: the next letter's logits after each node's beginning
+    state: Any  # the state after it, N rows laid out like nn.RNN's; None: the root alone
+    child: torch.Tensor  # (N, V): the node each letter leads to, or -1 where it leaves the tree
+
+    def __len__(self) -> int:
+        return len(self.logits)
+
+
+def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int, boundary: int,
+         max_nodes: int | None = None) -> PrefixTree:
+    """The tree whose root has ``logits`` (1, V) and ``state`` (one word's): every beginning
+    at least MIN_VISITS of ``words`` words are expected to reach (by the model's probabilities),
+    up to ``depth`` letters past the root, and up to ``max_nodes`` nodes (as many as MAX_BYTES
+    holds by default), likeliest first.
+
+    A state not laid out like nn.RNN's (tensors with the batch at dimension 1) cannot be
+    split into rows, so the tree is then the root alone."""
+    vocab = logits.shape[-1]
+    child = [torch.full((1, vocab), -1, dtype=torch.long, device=logits.device)]
+    if select_rows(state, torch.zeros(1, dtype=torch.long, device=logits.device), 1) is None:
+        return PrefixTree(logits, None, child[0])
+    levels, states = [logits], [state]
+    if max_nodes is None:
+        max_nodes = MAX_BYTES // (row_bytes(state) + vocab * (logits.element_size() + 8))
+    room = max(max_nodes - 1, 0)  # nodes left to grow
+    visits = words * torch.softmax(logits, dim=-1)  # (nodes of the last level, V): words expected to draw each letter
+    for _ in range(depth):
+        visits[:, boundary] = 0.0  # a word that ends leaves no beginning to read
+        grown = (visits >= MIN_VISITS).nonzero()  # (K, 2): a node of the last level, a letter
+        if len(grown) > room:  # keep the likeliest
+            grown = grown[visits[grown[:, 0], grown[:, 1]].topk(room).indices]
+        if not len(grown):
+            break
+        node, letter = grown.unbind(1)
+        first = sum(len(level) for level in levels)
+        child[-1][node, letter] = torch.arange(first, first + len(grown), device=logits.device)
+        out, after = model(letter[:, None], select_rows(states[-1], node, len(levels[-1])))
+        out = out[:, -1].float()
+        visits = visits[node, letter][:, None] * torch.softmax(out, dim=-1)
+        levels.append(out)
+        states.append(after)
+        child.append(torch.full((len(grown), vocab), -1, dtype=torch.long, device=logits.device))
+        room -= len(grown)
+    return PrefixTree(torch.cat(levels), join_rows(states), torch.cat(child))
+
+
+def walk(tree: PrefixTree, pick: Callable[[torch.Tensor], torch.Tensor], drawn: torch.Tensor,
+         boundary: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each word, a row of ``drawn`` (W, L), walks down the tree from the root, its letters
+    written into its row as it draws them; a word ends at the boundary or at its L-th letter.
+
+    Returns the words that left the tree unfinished, shallowest first: their rows of drawn, the
+    node each left from, the letter it drew there (the word's next input) and that letter's
+    position plus one (where its next letter goes)."""
+    count, length = drawn.shape
+    word = torch.arange(count, device=drawn.device)
+    node = torch.zeros(count, dtype=torch.long, device=drawn.device)
+    left: list[tuple[torch.Tensor, ...]] = []
+    for position in range(length):
+        if not len(word):
+            break
+        ids = pick(tree.logits[node])
+        drawn[word, position] = ids
+        onward = tree.child[node, ids]
+        going = ids != boundary if position < length - 1 else torch.zeros_like(ids, dtype=torch.bool)
+        leaving = going & (onward < 0)
+        left.append((word[leaving], node[leaving], ids[leaving], torch.full_like(ids[leaving], position + 1)))
+        going &= onward >= 0
+        word, node = word[going], onward[going]
+    if not left:
+        empty = torch.zeros(0, dtype=torch.long, device=drawn.device)
+        return empty, empty, empty, empty
+    return tuple(torch.cat(parts) for parts in zip(*left))  # type: ignore[return-value]
