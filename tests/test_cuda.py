@@ -91,7 +91,8 @@ def test_sampling_on_the_gpu_is_seeded_and_shrinks_its_batch(gpu_config):
     first, again = trained.sample(seed=5, **kwargs), trained.sample(seed=5, **kwargs)
     assert first == again and len(first) == 3000
     assert len(set(first)) > 1000  # not one word repeated
-    assert trained.sample(seed=5, device="cuda", precision="bf16", count=500)
+    # in bf16, words that leave the prefix tree take finished words' rows
+    assert len(trained.sample(seed=5, device="cuda", precision="bf16", count=2000, batch_size=100)) == 2000
     truncated = trained.sample(seed=1, device="cuda", top_k=3, top_p=0.9, prefix="SAN", count=200)
     assert all(w.startswith("SAN") for w in truncated)
     for sampler in ("greedy", "beam"):

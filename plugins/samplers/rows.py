@@ -21,7 +21,8 @@ def place_rows(state: Any, rows: torch.Tensor, new: Any, batch: int) -> Any:
     entry of ``rows``) written in place: the sampler owns the state a step returned, and a
     copy of it per step cost 2-5%."""
     parts = iter(_tensors(new))  # _map_rows meets the tensors of state in the same order
-    return _map_rows(state, batch, lambda s: s.index_copy_(1, rows, next(parts)))
+    # .to: in case a cell under autocast hands back its state in another dtype than it was given
+    return _map_rows(state, batch, lambda s: s.index_copy_(1, rows, next(parts).to(s.dtype)))
 
 
 def join_rows(states: list[Any]) -> Any:
