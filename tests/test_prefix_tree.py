@@ -8,7 +8,7 @@ import torch
 
 from letras.core import components
 from letras.plugins.samplers import prefix_tree
-from letras.plugins.samplers.sampling import TemperatureSampler, draw_words
+from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler, draw_words
 
 
 @pytest.fixture
@@ -83,8 +83,8 @@ def test_words_are_drawn_with_the_models_probabilities(tokenizer, tree_sizes, mo
     count, max_length = 40_000, 5
     sampler = TemperatureSampler(count=count, max_length=max_length, batch_size=500)
     generator = torch.Generator().manual_seed(1)
-    words = draw_words(model, tokenizer, lambda logits: sampler.pick(logits, generator), count=count,
-                       max_length=max_length, batch_size=500)
+    words = draw_words(model, tokenizer, sampler.cdf, count=count, max_length=max_length, batch_size=500,
+                       generator=generator)
     expected = _word_probabilities(model, max_length)
     assert math.isclose(sum(expected.values()), 1.0, rel_tol=1e-5)
     for word, p in expected.items():
@@ -113,8 +113,8 @@ class _CoinModel(torch.nn.Module):
 def test_words_that_share_a_beginning_read_it_once(tokenizer, tree_sizes):
     model = _CoinModel()
     generator = torch.Generator().manual_seed(0)
-    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-    words = draw_words(model, tokenizer, pick, count=10_000, max_length=40, batch_size=1000)
+    coin = lambda logits: logits.softmax(-1).cumsum(-1)
+    words = draw_words(model, tokenizer, coin, generator=generator, count=10_000, max_length=40, batch_size=1000)
     assert set("".join(words)) == {"a"} and 1.9 < sum(map(len, words)) / len(words) < 2.1
     # the root, 'a', 'aa', ... down to 13 letters, which 10,000 / 2**12 = 2.4 words reach
     assert tree_sizes == [14]
@@ -143,7 +143,7 @@ def test_a_word_leaving_the_tree_goes_on_from_the_node_it_left(tokenizer, tree_s
     node = 4 + 3 * (4 + 8)  # the counting model's state, logits and links, in bytes
     for nodes in range(5):
         monkeypatch.setattr(prefix_tree, "MAX_BYTES", nodes * node)
-        words = draw_words(_CountingModel(), tokenizer, lambda logits: logits.argmax(-1), count=100,
+        words = draw_words(_CountingModel(), tokenizer, GreedySampler().cdf, count=100,
                            max_length=10, prefix=prefix, batch_size=7)
         assert words == ["aaa"] * 100
     # the root alone (room for no more), then a node more each time: words leave the tree

@@ -3,6 +3,7 @@ import torch
 
 from letras.core import UsageError, components, load_run
 from letras.plugins.corpora import CIUDADES
+from letras.plugins.samplers.sampling import GreedySampler
 
 
 def test_same_seed_same_words(trained_run):
@@ -76,8 +77,8 @@ def test_the_batch_shrinks_with_the_unfinished_words_on_a_ladder_of_sizes(no_tre
     tokenizer.fit(["a"])
     model = _CoinModel()
     generator = torch.Generator().manual_seed(0)
-    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-    words = draw_words(model, tokenizer, pick, count=1000, max_length=40)
+    coin = lambda logits: logits.softmax(-1).cumsum(-1)
+    words = draw_words(model, tokenizer, coin, generator=generator, count=1000, max_length=40)
     assert len(words) == 1000 and set("".join(words)) == {"a"}
     batches = model.batches[1:]  # after the first call, which reads the prefix once (the tree is the root)
     letters = sum(len(w) for w in words)
@@ -97,8 +98,8 @@ def test_many_words_stream_through_a_full_batch(no_tree):
     tokenizer.fit(["a"])
     model = _CoinModel()
     generator = torch.Generator().manual_seed(0)
-    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-    words = draw_words(model, tokenizer, pick, count=5000, max_length=12, batch_size=500)
+    coin = lambda logits: logits.softmax(-1).cumsum(-1)
+    words = draw_words(model, tokenizer, coin, generator=generator, count=5000, max_length=12, batch_size=500)
     assert len(words) == 5000 and set("".join(words)) == {"a"}
     assert max(len(w) for w in words) == 12  # the longest are cut at max_length
     lengths = [len(w) for w in words]
@@ -122,8 +123,8 @@ def test_a_long_list_is_drawn_a_part_at_a_time(monkeypatch):
     model, prefixes = _CoinModel(), []
     model.register_forward_pre_hook(lambda module, args: prefixes.append(len(args) == 1))
     generator = torch.Generator().manual_seed(0)
-    pick = lambda logits: torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-    words = sampling.draw_words(model, tokenizer, pick, count=1000, max_length=12, batch_size=100)
+    coin = lambda logits: logits.softmax(-1).cumsum(-1)
+    words = sampling.draw_words(model, tokenizer, coin, generator=generator, count=1000, max_length=12, batch_size=100)
     assert len(words) == 1000 and set("".join(words)) == {"a"}
     assert sum(prefixes) == 4  # a part reads the prefix (no state yet): 300, 300, 300 and 100 words
 
@@ -150,7 +151,7 @@ def test_a_word_that_takes_a_finished_words_row_starts_from_the_prefix(prefix):
 
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
-    words = draw_words(_CountingModel(), tokenizer, lambda logits: logits.argmax(-1), count=100, max_length=10,
+    words = draw_words(_CountingModel(), tokenizer, GreedySampler().cdf, count=100, max_length=10,
                        prefix=prefix, batch_size=7)
     assert words == ["aaa"] * 100
 
@@ -170,7 +171,7 @@ def test_a_state_laid_out_otherwise_reads_the_prefix_per_word_and_keeps_the_batc
     tokenizer.fit(["a"])
     model, batches = _BatchFirstModel(), []
     model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
-    words = draw_words(model, tokenizer, lambda logits: logits.argmax(-1), count=50, max_length=10,
+    words = draw_words(model, tokenizer, GreedySampler().cdf, count=50, max_length=10,
                        prefix="a", batch_size=10)
     assert words == ["aaa"] * 50
     assert batches[1:] == [50, 50, 50]  # the prefix for each word, then every letter, all together
@@ -187,7 +188,7 @@ def test_streaming_and_one_call_draw_alike(trained_run, no_tree):
     assert abs(sum(map(len, stream)) - sum(map(len, at_once))) / sum(map(len, at_once)) < 0.03
 
 
-def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_pick():
+def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_sampler():
     from letras.plugins.samplers.sampling import draw_words
 
     tokenizer = components("tokenizer").get("chars").build()
@@ -195,10 +196,10 @@ def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_pick():
     model = components("model").get("lstm").build(tokenizer.vocab_size, hidden_size=8, embedding_dim=4)
     dtypes = set()
 
-    def pick(logits):
+    def cdf(logits):
         dtypes.add(logits.dtype)
-        return logits.argmax(dim=-1)
+        return logits.softmax(-1).cumsum(-1)
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        words = draw_words(model, tokenizer, pick, count=5, max_length=6)
-    assert len(words) == 5 and dtypes == {torch.float32}
+        words = draw_words(model, tokenizer, cdf, count=2000, max_length=6, batch_size=100)
+    assert len(words) == 2000 and dtypes == {torch.float32}

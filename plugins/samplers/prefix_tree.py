@@ -78,8 +78,10 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
 
 def walk(tree: PrefixTree, pick: Callable[[torch.Tensor], torch.Tensor], drawn: torch.Tensor,
          boundary: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each word, a row of ``drawn`` (W, L), walks down the tree from the root, its letters
-    written into its row as it draws them; a word ends at the boundary or at its L-th letter.
+    """Each word, a row of ``drawn`` (W, L), walks down the tree from the root, drawing each
+    letter with ``pick(nodes (B,)) -> ids (B,)``, a letter for a word at each of the nodes. Its
+    letters are written into its row as it draws them; a word ends at the boundary or at its
+    L-th letter.
 
     Returns the words that left the tree unfinished, shallowest first: their rows of drawn, the
     node each left from, the letter it drew there (the word's next input) and that letter's
@@ -91,7 +93,7 @@ def walk(tree: PrefixTree, pick: Callable[[torch.Tensor], torch.Tensor], drawn: 
     for position in range(length):
         if not len(word):
             break
-        ids = pick(tree.logits[node])
+        ids = pick(node)
         drawn[word, position] = ids
         onward = tree.child[node, ids]
         going = ids != boundary if position < length - 1 else torch.zeros_like(ids, dtype=torch.bool)

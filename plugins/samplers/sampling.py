@@ -29,10 +29,21 @@ def batch_size_for(alive: int) -> int:
 LETTERS_PER_CALL = 1 << 22  # the letters one call of _draw_words holds: 32 MiB of ids
 
 
-def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.Tensor], *,
+def draw(cdf: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A letter for each row of ``cdf`` (B, V), cumulative weights that need not add up to 1.
+
+    An inverse-CDF draw: one uniform number per word, where torch.multinomial or the Gumbel
+    trick draw one per vocabulary entry (16x slower at batch 1000 on a CPU)."""
+    u = torch.rand((len(cdf), 1), generator=generator, device=cdf.device) * cdf[:, -1:]
+    ids = torch.searchsorted(cdf, u, right=True).squeeze(1)  # right=True skips zero-probability ids
+    return ids.clamp_(max=cdf.shape[-1] - 1)  # u * total can round up to the total
+
+
+def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *,
                count: int, max_length: int, prefix: str = "", device: Any = None,
-               batch_size: int | None = None) -> list[str]:
-    """``count`` words, each ``prefix`` plus letters chosen by ``pick(logits (B, V)) -> ids (B,)``.
+               batch_size: int | None = None, generator: torch.Generator | None = None) -> list[str]:
+    """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
+    ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
     Each word first walks down a tree of the likeliest beginnings after the prefix, read once
     for all the words (``prefix_tree``). Those that leave it unfinished go on in a batch:
@@ -46,14 +57,15 @@ def draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
-        words += _draw_words(model, tokenizer, pick, count=min(per_call, count - begin), max_length=max_length,
-                             prefix=prefix, device=device, batch_size=batch_size)
+        words += _draw_words(model, tokenizer, cdf, count=min(per_call, count - begin), max_length=max_length,
+                             prefix=prefix, device=device, batch_size=batch_size, generator=generator)
     return words
 
 
 @torch.inference_mode()
-def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch.Tensor], *,
-                count: int, max_length: int, prefix: str, device: Any, batch_size: int | None) -> list[str]:
+def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
+                max_length: int, prefix: str, device: Any, batch_size: int | None,
+                generator: torch.Generator | None) -> list[str]:
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -70,9 +82,10 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
     sink = count  # the row of drawn where finished words write
     drawn = torch.full((count + 1, max(steps, 1)), boundary, dtype=torch.long, device=device)
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary)
+    at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
     # the words that leave the tree unfinished go on in the batch, in this order
-    queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(tree, pick, drawn[:count, :steps],
-                                                                             boundary)
+    queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(
+        tree, lambda nodes: draw(at_node[nodes], generator), drawn[:count, :steps], boundary)
     waiting = len(queued_word)
 
     def states_of(nodes: torch.Tensor) -> Any:  # the state each of the words leaving these nodes starts from
@@ -86,7 +99,7 @@ def _draw_words(model: Any, tokenizer: Any, pick: Callable[[torch.Tensor], torch
     begun = width  # words given a row so far
     while begun:
         logits, state = model(ids[:, None], state)
-        ids = pick(logits[:, -1].float())  # (B,)
+        ids = draw(cdf(logits[:, -1].float()), generator)  # (B,)
         drawn[word, position] = ids
         ended = (ids == boundary) | (position == steps - 1)
         position.add_(1).masked_fill_(ended, 0)  # a finished word's row draws into the sink from 0
@@ -138,15 +151,16 @@ class GreedySampler:
     def __init__(self, count: int = 20, max_length: int = 50, prefix: str = "", batch_size: int = 1000):
         self.count, self.max_length, self.prefix, self.batch_size = count, max_length, prefix, batch_size
 
-    def pick(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return logits.argmax(dim=-1)
+    def cdf(self, logits: torch.Tensor) -> torch.Tensor:
+        """All the weight on the likeliest letter: a step up at its id."""
+        ids = torch.arange(logits.shape[-1], device=logits.device)
+        return (ids >= logits.argmax(dim=-1, keepdim=True)).float()  # (B, V)
 
     def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu") -> list[str]:
         device = torch.device(device)
         generator = _generator(seed, device)
-        return draw_words(model, tokenizer, lambda logits: self.pick(logits, generator),
-                          count=self.count, max_length=self.max_length, prefix=self.prefix, device=device,
-                          batch_size=self.batch_size)
+        return draw_words(model, tokenizer, self.cdf, count=self.count, max_length=self.max_length,
+                          prefix=self.prefix, device=device, batch_size=self.batch_size, generator=generator)
 
 
 class TemperatureSampler(GreedySampler):
@@ -155,7 +169,8 @@ class TemperatureSampler(GreedySampler):
         super().__init__(**options)
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
 
-    def pick(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def cdf(self, logits: torch.Tensor) -> torch.Tensor:
+        """The softmax of logits / temperature, cut to the top k and top p, accumulated."""
         if self.temperature != 1.0:
             logits = logits / self.temperature
         if self.top_k is not None and self.top_k < logits.shape[-1]:
@@ -167,9 +182,4 @@ class TemperatureSampler(GreedySampler):
             before = torch.softmax(ordered, dim=-1).cumsum(dim=-1) - torch.softmax(ordered, dim=-1)
             drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= self.top_p)
             logits = logits.masked_fill(drop, float("-inf"))
-        # Inverse-CDF draw: one uniform number per word, where torch.multinomial or the
-        # Gumbel trick draw one per vocabulary entry (16x slower at batch 1000 on a CPU).
-        cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
-        u = torch.rand((logits.shape[0], 1), generator=generator, device=logits.device) * cdf[:, -1:]
-        ids = torch.searchsorted(cdf, u, right=True).squeeze(1)  # right=True skips zero-probability ids
-        return ids.clamp_(max=logits.shape[-1] - 1)  # u * total can round up to the total
+        return torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
