@@ -1,7 +1,8 @@
 """Built-in samplers: temperature (with top-k and top-p), greedy and beam search.
 
 All the words of a batch advance together, one letter per recurrent call, carrying the
-hidden state; a prefix is read once. A word ends when the model predicts the boundary token.
+hidden state; a prefix, and the beginnings many words share, are read once (prefix_tree). A
+word ends when the model predicts the boundary token.
 """
 
 from __future__ import annotations

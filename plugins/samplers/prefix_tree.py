@@ -1,15 +1,15 @@
 """The likeliest beginnings of words, each read once for all the words that share it.
 
-Words drawn from one model share their beginnings: of 20,000 names drawn from a model of the
-Spanish municipalities, about a tenth begin "San" or "Santa", and the state after "San" is the
-same for every one of them. So before the words are drawn, the sampler grows a tree of the
-beginnings that enough words are expected to pass through, reading each once, one recurrent
-call per level. Every word then walks down from the root, drawing a letter at each node from
-that node's logits, until it ends or draws a letter that leaves the tree; only then does it
-take a row of the batch, starting from the state of the node it left.
+Words drawn from one model share their beginnings: one Spanish municipality in eighteen
+begins "San", one in twenty-two "Villa", a model of them draws them about as often, and the
+state after "San" is the same for every word that begins so. So before the words are drawn,
+the sampler grows a tree of the beginnings that enough words are expected to pass through,
+reading each once, one recurrent call per level. Every word then walks down from the root,
+drawing a letter at each node, until it ends or draws a letter that leaves the tree; only
+then does it take a row of the batch, starting from the state of the node it left.
 
-Nothing is approximated: at every node a word draws from the model's own logits for its
-beginning, with the sampler's own pick. What the tree saves is work: four of the thirteen
+Nothing is approximated: at every node a word draws from the sampler's distribution over
+the model's own logits for its beginning. What the tree saves is work: four of the thirteen
 recurrent steps a municipality name takes, at 20,000 names per call.
 """
 
@@ -23,7 +23,7 @@ import torch
 from .rows import join_rows, row_bytes, select_rows
 
 # A node costs one row of one recurrent call to grow and saves a row to every word that
-# passes through it; the words' rows also pay for the pick and the bookkeeping.
+# passes through it; the words' rows also pay for the draw and the bookkeeping.
 MIN_VISITS = 2.0
 MAX_BYTES = 32 << 20  # the tree's states, logits and links together
 
