@@ -105,7 +105,10 @@ def type_name(tp: Any) -> str:
 
 
 class OptionError(ValueError):
-    """A value that does not fit its option; ``key`` is the dotted key below the section."""
+    """A value that does not fit its option; ``key`` is the dotted key below the section.
+
+    An options class raises it from ``__post_init__`` to name the option a check across
+    fields is about (a plain ValueError is put on the first option given)."""
 
     def __init__(self, key: str, message: str):
         self.key = key

@@ -26,6 +26,18 @@ def test_prefix_max_length_and_top_k(trained_run):
     words = trained.sample(seed=0, count=30, prefix="va")  # the model's case policy is upper
     assert all(w.startswith("VA") for w in words)
     assert all(len(w) <= 4 for w in trained.sample(seed=0, count=30, max_length=4))
+    assert trained.sample(count=3, prefix="mad", max_length=3) == ["MAD"] * 3  # no room for a letter more
+    for sampler in ("temperature", "beam"):
+        with pytest.raises(UsageError, match=r"option --prefix: 'madr' has 4 letters, more than max_length \(3\)"):
+            trained.with_sampler(sampler, count=3, prefix="madr", max_length=3).sample()
+
+
+def test_a_prefix_longer_than_max_length_is_named_however_the_sampler_is_called(trained_run):
+    from letras.plugins.samplers.sampling import draw_words
+
+    trained = load_run(trained_run)
+    with pytest.raises(UsageError, match=r"prefix 'madr': the prefix has 4 letters, more than max_length \(3\)"):
+        draw_words(trained.model, trained.tokenizer, GreedySampler().cdf, count=3, max_length=3, prefix="madr")
     top1 = trained.sample(seed=1, count=5, top_k=1, prefix="B")
     assert len(set(top1)) == 1  # top-1 sampling is greedy
 

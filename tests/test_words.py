@@ -71,7 +71,9 @@ def test_sampler_options_from_the_command_line(invoke, trained_run):
     wide = invoke("sample", trained_run, "--sampler", "beam", "-n", "3", "-o", "width=8")
     assert wide.exit_code == 0 and len(wide.stdout.splitlines()) == 3
     bad = invoke("sample", trained_run, "--sampler", "beam", "-n", "3", "-o", "width=2")
-    assert bad.exit_code == 2 and "width (2) must be at least count (3)" in bad.stderr
+    assert bad.exit_code == 2 and "option -o width: must be at least count (3), got 2" in bad.stderr
+    long = invoke("sample", trained_run, "--prefix", "madrid", "--max-length", "4")
+    assert long.exit_code == 2 and "option --prefix: 'madrid' has 6 letters, more than max_length (4)" in long.stderr
     typo = invoke("sample", trained_run, "-o", "widht=2")
     assert typo.exit_code == 2 and "unknown key 'widht'" in typo.stderr
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from letras.core import hookimpl, option
+from letras.core import OptionError, hookimpl, option
 
 
 @dataclass
@@ -18,6 +18,11 @@ class WordOptions:
     count: int = option(20, min=1, help="how many words to draw")
     max_length: int = option(50, min=1, help="longest word, prefix included")
     prefix: str = option("", help="every word starts with these letters")
+
+    def __post_init__(self):
+        if len(self.prefix) > self.max_length:
+            raise OptionError("prefix", f"{self.prefix!r} has {len(self.prefix)} letters, more than max_length "
+                                        f"({self.max_length})")
 
 
 @dataclass
@@ -41,8 +46,9 @@ class BeamOptions(WordOptions):
     width: int = option(20, min=1, help="words kept at each step; at least count")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.width < self.count:
-            raise ValueError(f"width ({self.width}) must be at least count ({self.count})")
+            raise OptionError("width", f"must be at least count ({self.count}), got {self.width}")
 
 
 @hookimpl

@@ -9,6 +9,7 @@ import torch
 from letras.core import LetrasError
 
 from .rows import select_rows
+from .sampling import letters_after
 
 
 class BeamSampler:
@@ -30,7 +31,7 @@ class BeamSampler:
         beams: list[list[int]] = [[]]  # the letters each beam drew after the prefix
         scores = torch.zeros(1, dtype=torch.float64, device=device)  # their log-probabilities
         finished: list[tuple[float, list[int]]] = []
-        for t in range(max(0, self.max_length - len(prefix_ids))):
+        for t in range(letters_after(self.prefix, prefix_ids, self.max_length)):
             candidates = scores[:, None] + torch.log_softmax(logits[:, -1].double(), dim=-1)  # (W, V)
             if t == 0 and not prefix_ids:
                 candidates[:, b] = float("-inf")  # a word has at least one letter

@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import torch
 
+from letras.core import UsageError
+
 from . import prefix_tree
 from .rows import place_rows, select_rows
 
@@ -24,6 +26,15 @@ def batch_size_for(alive: int) -> int:
         return alive
     grain = 1 << (alive.bit_length() - 3)  # a quarter of the power of two below alive
     return -(-alive // grain) * grain
+
+
+def letters_after(prefix: str, prefix_ids: list[int], max_length: int) -> int:
+    """The letters a word of at most ``max_length`` may draw after its prefix (encoded as
+    ``prefix_ids``); a prefix longer than that is the user's mistake."""
+    if len(prefix_ids) > max_length:
+        raise UsageError(f"the prefix has {len(prefix_ids)} letters, more than max_length ({max_length})",
+                         where=f"prefix {prefix!r}", hint="raise max_length or shorten the prefix")
+    return max_length - len(prefix_ids)
 
 
 LETTERS_PER_CALL = 1 << 22  # the letters one call of _draw_words holds: 32 MiB of ids
@@ -71,6 +82,9 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     model.eval()
     boundary = tokenizer.boundary_id
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
+    steps = letters_after(prefix, prefix_ids, max_length)
+    if steps == 0:
+        return [tokenizer.normalize(prefix)] * count
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
@@ -78,9 +92,8 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     first = logits[:, -1].float()  # (1, V): the first letter's logits
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
-    steps = max(0, max_length - len(prefix_ids))
     sink = count  # the row of drawn where finished words write
-    drawn = torch.full((count + 1, max(steps, 1)), boundary, dtype=torch.long, device=device)
+    drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary)
     at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
     # the words that leave the tree unfinished go on in the batch, in this order
