@@ -9,6 +9,7 @@ import torch
 from letras.core import components
 from letras.plugins.samplers import prefix_tree
 from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler, draw_words
+from toy_models import BatchFirstModel, CoinModel, CountingModel
 
 
 @pytest.fixture
@@ -95,23 +96,8 @@ def test_words_are_drawn_with_the_models_probabilities(tokenizer, tree_sizes, mo
     assert {2.0: nodes == 31, 500.0: 1 < nodes < 31}.get(min_visits, nodes == 1)
 
 
-class _CoinModel(torch.nn.Module):
-    """'a' or the end of word, each with probability 1/2; it counts the rows it computes."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.rows = 0
-
-    def forward(self, ids, state=None):
-        self.rows += len(ids)
-        logits = torch.full((len(ids), ids.shape[1], 3), float("-inf"))
-        logits[..., :2] = 0.0
-        return logits, torch.zeros(1, len(ids), 4)
-
-
 def test_words_that_share_a_beginning_read_it_once(tokenizer, tree_sizes):
-    model = _CoinModel()
+    model = CoinModel()
     generator = torch.Generator().manual_seed(0)
     coin = lambda logits: logits.softmax(-1).cumsum(-1)
     words = draw_words(model, tokenizer, coin, generator=generator, count=10_000, max_length=40, batch_size=1000)
@@ -119,23 +105,7 @@ def test_words_that_share_a_beginning_read_it_once(tokenizer, tree_sizes):
     # the root, 'a', 'aa', ... down to 13 letters, which 10,000 / 2**12 = 2.4 words reach
     assert tree_sizes == [14]
     # each beginning once (the tree), then only the rare words longer than the tree
-    assert model.rows < 0.01 * sum(len(w) + 1 for w in words)
-
-
-class _CountingModel(torch.nn.Module):
-    """Its state counts the letters read (the boundary aside); it says 'a' until a word has
-    three letters, then ends it. A word that went on from the wrong node would not."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, ids, state=None):
-        read = (ids != 0).sum(dim=1).float()[None, :, None]  # (1, B, 1)
-        state = read if state is None else state + read
-        logits = torch.zeros(len(ids), ids.shape[1], 3)
-        logits[..., 1] = torch.where(state[0, :, 0] >= 3, -10.0, 10.0)[:, None]
-        return logits, state
+    assert sum(model.batches) < 0.01 * sum(len(w) + 1 for w in words)
 
 
 @pytest.mark.parametrize("prefix", ["", "a"])
@@ -143,7 +113,7 @@ def test_a_word_leaving_the_tree_goes_on_from_the_node_it_left(tokenizer, tree_s
     node = 4 + 3 * (4 + 8)  # the counting model's state, logits and links, in bytes
     for nodes in range(5):
         monkeypatch.setattr(prefix_tree, "MAX_BYTES", nodes * node)
-        words = draw_words(_CountingModel(), tokenizer, GreedySampler().cdf, count=100,
+        words = draw_words(CountingModel(), tokenizer, GreedySampler().cdf, count=100,
                            max_length=10, prefix=prefix, batch_size=7)
         assert words == ["aaa"] * 100
     # the root alone (room for no more), then a node more each time: words leave the tree
@@ -174,14 +144,8 @@ def test_a_tree_too_large_keeps_its_likeliest_beginnings():
     assert len(shallow) == 3  # the root, 'a' and 'b': no deeper than asked
 
 
-class _BatchFirstModel(_CountingModel):
-    def forward(self, ids, state=None):
-        logits, counted = super().forward(ids, None if state is None else state[None, :, :1])
-        return logits, counted[0].expand(-1, 2)  # (B, 2): the batch first, unlike nn.RNN's
-
-
 def test_a_state_laid_out_otherwise_grows_no_tree():
-    model = _BatchFirstModel()
+    model = BatchFirstModel()
     logits, state = model(torch.zeros(1, 1, dtype=torch.long))
     tree = prefix_tree.grow(model, logits[:, -1], state, words=1000, depth=10, boundary=0)
     assert len(tree) == 1 and tree.state is None

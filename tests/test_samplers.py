@@ -4,6 +4,7 @@ import torch
 from letras.core import UsageError, components, load_run
 from letras.plugins.corpora import CIUDADES
 from letras.plugins.samplers.sampling import GreedySampler
+from toy_models import BatchFirstModel, CoinModel, CountingModel
 
 
 def test_same_seed_same_words(trained_run):
@@ -58,22 +59,6 @@ def test_the_trained_model_learned_the_cities(trained_run):
     assert sum(w in CIUDADES for w in words) > 150
 
 
-class _CoinModel(torch.nn.Module):
-    """Letters 'a' or the end of word, each with probability 1/2, whatever came before; it
-    records the batch of every call."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))  # a parameter, so it has a device
-        self.batches: list[int] = []
-
-    def forward(self, ids, state=None):
-        self.batches.append(len(ids))
-        logits = torch.full((len(ids), ids.shape[1], 3), float("-inf"))
-        logits[..., :2] = 0.0  # the boundary (0) and 'a' (1)
-        return logits, torch.zeros(1, len(ids), 4)
-
-
 @pytest.fixture
 def no_tree(monkeypatch):
     """Sampling without the prefix tree: every word draws all its letters in the batch."""
@@ -87,7 +72,7 @@ def test_the_batch_shrinks_with_the_unfinished_words_on_a_ladder_of_sizes(no_tre
 
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
-    model = _CoinModel()
+    model = CoinModel()
     generator = torch.Generator().manual_seed(0)
     coin = lambda logits: logits.softmax(-1).cumsum(-1)
     words = draw_words(model, tokenizer, coin, generator=generator, count=1000, max_length=40)
@@ -108,7 +93,7 @@ def test_many_words_stream_through_a_full_batch(no_tree):
 
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
-    model = _CoinModel()
+    model = CoinModel()
     generator = torch.Generator().manual_seed(0)
     coin = lambda logits: logits.softmax(-1).cumsum(-1)
     words = draw_words(model, tokenizer, coin, generator=generator, count=5000, max_length=12, batch_size=500)
@@ -132,7 +117,7 @@ def test_a_long_list_is_drawn_a_part_at_a_time(monkeypatch):
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
     monkeypatch.setattr(sampling, "LETTERS_PER_CALL", 12 * 300)  # 300 words of max_length 12 a part
-    model, prefixes = _CoinModel(), []
+    model, prefixes = CoinModel(), []
     model.register_forward_pre_hook(lambda module, args: prefixes.append(len(args) == 1))
     generator = torch.Generator().manual_seed(0)
     coin = lambda logits: logits.softmax(-1).cumsum(-1)
@@ -141,39 +126,15 @@ def test_a_long_list_is_drawn_a_part_at_a_time(monkeypatch):
     assert sum(prefixes) == 4  # a part reads the prefix (no state yet): 300, 300, 300 and 100 words
 
 
-class _CountingModel(torch.nn.Module):
-    """Its state counts the letters read (the boundary aside); it says 'a' until a word has
-    three letters, then ends it. A word that began from another word's state would end sooner."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, ids, state=None):
-        read = (ids != 0).sum(dim=1).float()[None, :, None]  # (1, B, 1)
-        state = read if state is None else state + read
-        logits = torch.zeros(len(ids), ids.shape[1], 3)
-        logits[..., 1] = torch.where(state[0, :, 0] >= 3, -10.0, 10.0)[:, None]
-        return logits, state
-
-
 @pytest.mark.parametrize("prefix", ["", "a"])
 def test_a_word_that_takes_a_finished_words_row_starts_from_the_prefix(prefix):
     from letras.plugins.samplers.sampling import draw_words
 
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
-    words = draw_words(_CountingModel(), tokenizer, GreedySampler().cdf, count=100, max_length=10,
+    words = draw_words(CountingModel(), tokenizer, GreedySampler().cdf, count=100, max_length=10,
                        prefix=prefix, batch_size=7)
     assert words == ["aaa"] * 100
-
-
-class _BatchFirstModel(_CountingModel):
-    """The counting model with its state laid out batch first, (B, 2), unlike nn.RNN's."""
-
-    def forward(self, ids, state=None):
-        logits, counted = super().forward(ids, None if state is None else state[None, :, :1])
-        return logits, counted[0].expand(-1, 2)
 
 
 def test_a_state_laid_out_otherwise_reads_the_prefix_per_word_and_keeps_the_batch():
@@ -181,7 +142,7 @@ def test_a_state_laid_out_otherwise_reads_the_prefix_per_word_and_keeps_the_batc
 
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["a"])
-    model, batches = _BatchFirstModel(), []
+    model, batches = BatchFirstModel(), []
     model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
     words = draw_words(model, tokenizer, GreedySampler().cdf, count=50, max_length=10,
                        prefix="a", batch_size=10)
