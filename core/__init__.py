@@ -10,15 +10,14 @@ Nothing here imports torch; the functions that need it import it when called.
 from .config import PipelineConfig, load_config
 from .errors import ConfigError, Interrupted, LetrasError, PluginError, UsageError
 from .hookspecs import hookimpl
-from .options import OptionError
-from .options import option
+from .options import OptionError, option
 from .pipeline import train
 from .trained import TrainedModel, load_run
 from .plugins import components
 from .training import TrainEvent, TrainingRun, autocast, resolve_device, resolve_precision, split_words
 
 __all__ = [
-    "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent", "TrainedModel",
-    "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
+    "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",
+    "TrainedModel", "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
     "autocast", "resolve_device", "resolve_precision", "split_words", "train",
 ]

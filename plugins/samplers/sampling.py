@@ -61,9 +61,9 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     ``batch_size`` words (all by default) advance together, one recurrent call per letter,
     carrying the state. When a word ends, the next word not yet begun takes its row, starting
     from the state of the node where it left the tree, so while words remain every call works
-    on a full batch (continuous batching). Then finished words leave the batch as it shrinks down the
-    ``batch_size_for`` ladder, so the work follows the words' lengths, not the longest; until a
-    shrink, a finished word's row draws into a sink.
+    on a full batch (continuous batching). Then finished words leave the batch as it shrinks
+    down the ``batch_size_for`` ladder, so the work follows the words' lengths, not the
+    longest; until a shrink, a finished word's row draws into a sink.
     """
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
     words: list[str] = []
@@ -77,14 +77,14 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
 def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
                 max_length: int, prefix: str, device: Any, batch_size: int | None,
                 generator: torch.Generator | None) -> list[str]:
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    boundary = tokenizer.boundary_id
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     steps = letters_after(prefix, prefix_ids, max_length)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    boundary = tokenizer.boundary_id
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
@@ -98,7 +98,7 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
     # the words that leave the tree unfinished go on in the batch, in this order
     queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(
-        tree, lambda nodes: draw(at_node[nodes], generator), drawn[:count, :steps], boundary)
+        tree, lambda nodes: draw(at_node[nodes], generator), drawn[:count], boundary)
     waiting = len(queued_word)
 
     def states_of(nodes: torch.Tensor) -> Any:  # the state each of the words leaving these nodes starts from
@@ -140,7 +140,7 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
                 if smaller is not None:
                     word, position, ids, state = word[keep], position[keep], ids[keep], smaller
     model.train(was_training)
-    drawn = drawn[:count, :steps]
+    drawn = drawn[:count]
     ended = drawn == boundary
     # each word's length: up to its first boundary, or all ``steps`` letters if it never ended
     lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps)
