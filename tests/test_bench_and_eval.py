@@ -1,4 +1,5 @@
 import json
+import re
 
 import torch
 from conftest import run_letras
@@ -28,6 +29,7 @@ def test_bench_table_on_a_word_file(tmp_path):
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "letras / notes' loop" in result.stdout and "words/s" in result.stdout
+    assert re.search(r"chars/s, \d+\.\d a word with its end\)", result.stdout)  # words/s moves with it
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     assert f"device cpu, {expected}," in result.stdout.splitlines()[0]
 
