@@ -1,6 +1,7 @@
 import json
 import re
 
+import pytest
 import torch
 from conftest import run_letras
 
@@ -20,6 +21,7 @@ def test_bench_reports_every_figure(tmp_path):
     assert report["sampling"]["batch"] == 1000 and report["sampling"]["words_per_s"] > 0
     assert report["sampling"]["words_per_call"] > 1000 and report["sampling"]["one_batch_per_call_words_per_s"] > 0
     assert report["sampling"]["chars_per_s"] >= 2 * report["sampling"]["words_per_s"]  # a letter and the end, at least
+    assert report["sampling"]["corpus_chars_per_word"] == pytest.approx(7.8)  # the 15 cities: 102 letters, 15 ends
     assert report["peak_memory_mib"] > 0 and report["device"] == "cpu" and report["precision"] == "fp32"
 
 
@@ -29,7 +31,8 @@ def test_bench_table_on_a_word_file(tmp_path):
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "letras / notes' loop" in result.stdout and "words/s" in result.stdout
-    assert re.search(r"chars/s, \d+\.\d a word with its end\)", result.stdout)  # words/s moves with it
+    # words/s moves with the words' length, shown beside the corpus's: 21 letters and 5 ends in 5 words
+    assert re.search(r"chars/s, \d+\.\d a word with its end; corpus 5\.2\)", result.stdout)
     expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     assert f"device cpu, {expected}," in result.stdout.splitlines()[0]
 

@@ -54,7 +54,8 @@ def format_report(r: dict) -> str:
               f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x", "",
               f"sampling, {r['sampling']['batch']:,} words at a time: {r['sampling']['words_per_s']:,.0f} words/s "
               f"({r['sampling']['chars_per_s']:,.0f} chars/s, "
-              f"{r['sampling']['chars_per_s'] / max(r['sampling']['words_per_s'], 1e-9):.1f} a word with its end)",
+              f"{r['sampling']['chars_per_s'] / max(r['sampling']['words_per_s'], 1e-9):.1f} a word with its end; "
+              f"corpus {r['sampling']['corpus_chars_per_word']:.1f})",
               f"  (calls of {r['sampling']['batch']:,} words, each waiting for its longest: "
               f"{r['sampling']['one_batch_per_call_words_per_s']:,.0f} words/s)",
               f"peak memory: {r['peak_memory_mib']:,.0f} MiB (process RSS)"
