@@ -14,7 +14,8 @@ from .options import OptionError, option
 from .pipeline import train
 from .trained import TrainedModel, load_run
 from .plugins import components
-from .training import TrainEvent, TrainingRun, autocast, resolve_device, resolve_precision, split_words
+from .devices import autocast, resolve_device, resolve_precision
+from .training import TrainEvent, TrainingRun, split_words
 
 __all__ = [
     "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",

@@ -14,7 +14,8 @@ from .assemble import build_model, encode_words, load_words
 from .errors import LetrasError, UsageError
 from .plugins import get_host
 from .rundir import CHECKPOINTS, RunDir
-from .training import autocast, resolve_device, resolve_precision, split_words
+from .devices import autocast, resolve_device, resolve_precision
+from .training import split_words
 
 
 @dataclasses.dataclass

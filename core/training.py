@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from . import distributed
 from .distributed import World
+from .devices import resolve_device
 from .errors import LetrasError, UsageError
 
 
@@ -31,58 +32,6 @@ class TrainEvent:
     epoch: int
     step: int
     metrics: dict[str, Any]
-
-
-def resolve_device(spec: str = "auto") -> Any:
-    """``auto`` is CUDA when there is one, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` as given."""
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UsageError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device '{spec}' asked for, but torch finds no CUDA GPU "
-                             "(use device=auto or device=cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"device '{spec}' asked for, but there are only "
-                             f"{torch.cuda.device_count()} CUDA devices")
-    elif device.type != "cpu":
-        raise UsageError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
-    return device
-
-
-def resolve_precision(precision: str, device: Any, *, setting: str = "trainer.precision={}") -> str:
-    """The precision to compute in on ``device``: ``auto`` is bf16 where the device computes it
-    natively (a GPU from Ampere on, a CPU with AVX512-BF16 or AMX), else fp32. A choice the
-    device cannot honour is a UsageError whose hint writes the choice as ``setting`` does
-    (``"--precision {}"`` for a command's flag)."""
-    import torch
-
-    bf16_native = (torch.cuda.get_device_capability(device)[0] >= 8 if device.type == "cuda"  # Ampere on
-                   else torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if precision == "auto":
-        return "bf16" if bf16_native else "fp32"
-    hint = f"use {setting.format('auto')} (bf16 where the device has it) or {setting.format('fp32')}"
-    if precision == "fp16" and device.type != "cuda":
-        raise UsageError(f"precision fp16 needs a CUDA device, not {device}", hint=hint)
-    # Without bfloat16 instructions oneDNN emulates them, more slowly than fp32.
-    if precision == "bf16" and not bf16_native:
-        raise UsageError(f"precision bf16 needs a device that computes in bfloat16 ({device} does not: "
-                         "a CPU needs AVX512-BF16 or AMX, a GPU Ampere or newer)", hint=hint)
-    return precision
-
-
-def autocast(device: Any, precision: str) -> Any:
-    """The context that computes in ``precision`` (fp32, bf16 or fp16, as resolved by
-    ``resolve_precision``): torch's autocast, off for fp32."""
-    import torch
-
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
 
 
 def seed_everything(seed: int) -> None:

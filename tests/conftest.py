@@ -11,6 +11,19 @@ from letras.core.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# oneDNN capped below AVX-512: bfloat16 as on a CPU without it, whatever this CPU has.
+NO_BF16_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def cpu_has_bf16() -> bool:
+    from letras.core.devices import cpu_has_bf16
+
+    return cpu_has_bf16()
+
+
+needs_bf16_cpu = pytest.mark.skipif(not cpu_has_bf16(), reason="needs a CPU that computes bfloat16 "
+                                    "(AVX512-BF16 or AMX, as oneDNN sees it); this one does not")
+
 # A pipeline small enough to train in a second or two.
 TINY = """
 name: tiny

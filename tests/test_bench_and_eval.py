@@ -2,8 +2,7 @@ import json
 import re
 
 import pytest
-import torch
-from conftest import run_letras
+from conftest import cpu_has_bf16, run_letras
 
 FIGURES = {"notes", "plain", "letras", "ratios", "sampling", "peak_memory_mib"}
 
@@ -25,6 +24,7 @@ def test_bench_reports_every_figure(tmp_path):
     assert report["peak_memory_mib"] > 0 and report["device"] == "cpu" and report["precision"] == "fp32"
 
 
+@pytest.mark.precision
 def test_bench_table_on_a_word_file(tmp_path):
     (tmp_path / "w.txt").write_text("ana\nbea\ncarla\ndiana\nelena\n")
     result = run_letras("bench", "--corpus", "w.txt", "--seconds", "0.5", "--hidden", "8", "--precision", "auto",
@@ -33,7 +33,7 @@ def test_bench_table_on_a_word_file(tmp_path):
     assert "letras / notes' loop" in result.stdout and "words/s" in result.stdout
     # words/s moves with the words' length, shown beside the corpus's: 21 letters and 5 ends in 5 words
     assert re.search(r"chars/s, \d+\.\d a word with its end; corpus 5\.2\)", result.stdout)
-    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    expected = "bf16" if cpu_has_bf16() else "fp32"
     assert f"device cpu, {expected}," in result.stdout.splitlines()[0]
 
 

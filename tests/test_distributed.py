@@ -4,9 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from conftest import run_letras, write_pipeline
+from conftest import cpu_has_bf16, run_letras, write_pipeline
 
 CONFIG = """
 name: ddp
@@ -56,10 +57,11 @@ def test_fp16_needs_cuda(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.precision
 def test_bf16_on_the_cpu_trains_where_the_cpu_has_bfloat16(tmp_path):
     result = run_letras("run", "ciudades-lstm", "trainer.precision=bf16", "trainer.device=cpu", "trainer.epochs=30",
                         "trainer.log_every=1000", "-q", cwd=tmp_path)
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not cpu_has_bf16():
         assert result.returncode == 2 and "a CPU needs AVX512-BF16 or AMX" in result.stderr
         return
     assert result.returncode == 0, result.stderr
@@ -71,11 +73,12 @@ def test_bf16_on_the_cpu_trains_where_the_cpu_has_bfloat16(tmp_path):
     assert all(w.dtype == torch.float32 for w in weights.values())
 
 
+@pytest.mark.precision
 def test_precision_auto_is_bf16_where_the_cpu_has_it():
     from letras.core import resolve_precision
 
     cpu = torch.device("cpu")
-    expected = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    expected = "bf16" if cpu_has_bf16() else "fp32"
     assert resolve_precision("auto", cpu) == expected
     assert resolve_precision("fp32", cpu) == "fp32"
 

@@ -4,6 +4,7 @@ import torch
 from letras.core import UsageError, components, load_run
 from letras.plugins.corpora import CIUDADES
 from letras.plugins.samplers.sampling import GreedySampler
+from conftest import needs_bf16_cpu
 from toy_models import BatchFirstModel, CoinModel, CountingModel
 
 
@@ -161,6 +162,8 @@ def test_streaming_and_one_call_draw_alike(trained_run, no_tree):
     assert abs(sum(map(len, stream)) - sum(map(len, at_once))) / sum(map(len, at_once)) < 0.03
 
 
+@pytest.mark.precision
+@needs_bf16_cpu
 def test_sampling_under_bf16_autocast_hands_fp32_logits_to_the_sampler():
     from letras.plugins.samplers.sampling import draw_words
 

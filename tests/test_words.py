@@ -25,6 +25,7 @@ def test_novelty_is_judged_after_normalisation(trained_run):
     assert not {s.word.upper() for s in samples} & set(CIUDADES)
 
 
+@pytest.mark.precision
 def test_sampling_in_bf16_where_the_device_has_it(invoke, trained_run):
     result = invoke("sample", trained_run, "-n", "200", "--temperature", "0.5", "--seed", "0", "--precision", "auto")
     assert result.exit_code == 0, result.output

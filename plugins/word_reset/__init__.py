@@ -42,8 +42,10 @@ class WordResetOptions:
                                    help="save a checkpoint every this many epochs (and at the end)")
     device: str = option("auto", resume_safe=True, help="auto (CUDA when available), cpu, cuda or cuda:N")
     precision: Literal["fp32", "bf16", "fp16", "auto"] = option(
-        "fp32", help="fp32, or mixed precision: bf16 (CUDA, or a CPU with bfloat16 instructions), "
-                     "fp16 with a gradient scaler (CUDA), auto (bf16 where the device has it, else fp32)")
+        "fp32", resume_safe=True,
+        help="fp32, or mixed precision: bf16 (CUDA, or a CPU with bfloat16 instructions), "
+             "fp16 with a gradient scaler (CUDA), auto (bf16 where the device has it, else fp32); "
+             "a run resumes in another, e.g. on a machine without bfloat16")
     log_every: int = option(50, min=1, resume_safe=True,
                             help="steps between progress updates (each reads the loss back)")
     unroll: Literal["fused", "manual"] = option(
