@@ -32,18 +32,42 @@ def train(optimizer, params, steps, seed=1):
         optimizer.zero_grad()
 
 
-@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("decoupled", [True, False])
-def test_adam_steps_as_torch_optim_does(fused, decoupled, monkeypatch):
-    if not fused:  # the formula a torch without the fused kernel uses
-        monkeypatch.setattr(adam, "_has_fused_kernel", lambda device_type: False)
+def test_adam_steps_as_torch_optim_does(decoupled):
     ours, theirs = parameters(), parameters()
     reference = torch.optim.AdamW if decoupled else torch.optim.Adam
-    train(Adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=decoupled), ours, 6)
-    train(reference(groups(theirs), lr=0.01, weight_decay=0.1, fused=fused), theirs, 6)
-    exactly = {"rtol": 0, "atol": 0} if fused else {}  # the same kernel, or the formula to rounding
-    for p, q in zip(ours, theirs):
-        torch.testing.assert_close(p, q, **exactly)
+    optimizer = adam.make_adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    assert isinstance(optimizer, Adam)  # this torch has the fused kernel on the CPU
+    train(optimizer, ours, 6)
+    train(reference(groups(theirs), lr=0.01, weight_decay=0.1, fused=True), theirs, 6)
+    for p, q in zip(ours, theirs):  # the same kernel: the same numbers
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("failure", [AttributeError, TypeError, RuntimeError, NotImplementedError, ValueError])
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_a_fused_kernel_that_fails_its_probe_means_torch_optim(decoupled, failure, monkeypatch):
+    """Any exception from the private kernel (missing, a changed signature) means torch.optim's
+    own optimizer, and the kernel of the other variant is probed on its own."""
+    name = "_fused_adamw_" if decoupled else "_fused_adam_"
+
+    def broken(*args, **kwargs):
+        raise failure("the private kernel changed")
+
+    monkeypatch.setattr(torch, name, broken)
+    adam.has_fused_kernel.cache_clear()
+    try:
+        assert not adam.has_fused_kernel("cpu", decoupled) and adam.has_fused_kernel("cpu", not decoupled)
+        ours, theirs = parameters(), parameters()
+        optimizer = adam.make_adam(groups(ours), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+        reference = torch.optim.AdamW if decoupled else torch.optim.Adam
+        assert type(optimizer) is reference
+        train(optimizer, ours, 6)
+        train(reference(groups(theirs), lr=0.01, weight_decay=0.1), theirs, 6)
+        for p, q in zip(ours, theirs):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+    finally:
+        adam.has_fused_kernel.cache_clear()  # the next test probes the real kernels again
 
 
 def test_a_checkpoint_of_torch_optim_resumes_and_ours_round_trips():
@@ -99,3 +123,19 @@ print("torch._dynamo" in sys.modules)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_training_goes_on_with_torch_optim_where_the_kernel_is_missing(monkeypatch):
+    from letras.core import TrainingRun
+    from letras.plugins.recurrent.generator import lstm_generator
+    from letras.plugins.word_reset.trainer import WordResetTrainer
+
+    monkeypatch.setattr(adam, "has_fused_kernel", lambda device_type, decoupled=False: False)
+    words = [[0, 1, 2, 0], [0, 2, 1, 1, 0], [0, 1, 0]] * 4
+    trainer = WordResetTrainer(epochs=3, batch_size=4, lr=0.01, optimizer="adamw", weight_decay=0.1,
+                               val_fraction=0.0, device="cpu")
+    assert isinstance(trainer._optimizer(lstm_generator(3, hidden_size=8)), torch.optim.AdamW)
+    run = TrainingRun(seed=0)
+    trainer.fit(lstm_generator(3, hidden_size=8), words, run)
+    losses = [m["train_loss"] for m in run.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]

@@ -3,9 +3,10 @@
 Every torch.optim optimizer imports ``torch._dynamo`` the first time it runs, to keep
 torch.compile out of its bookkeeping: 70 MiB and a second for a compiler letras never
 calls, a sixth of what training names.txt took with it. This is the same update through
-the same fused kernel torch.optim runs with ``fused=True`` (and, where a torch lacks that
-kernel, torch's formula op for op), and it reads the ``state_dict`` torch.optim writes, so
-the checkpoints of earlier letras resume.
+the same fused kernel torch.optim runs with ``fused=True``, and it reads the ``state_dict``
+torch.optim writes, so the checkpoints of earlier letras resume. The kernel is private to
+torch: ``make_adam`` probes it, and where it is missing or has changed, hands back
+torch.optim's own Adam instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ class Adam:
 
     ``params`` is a list of tensors, or of parameter groups (dicts with ``params`` and any
     option to override), as torch.optim takes them. Each group's ``lr`` may change between
-    steps: that is how the trainer schedules it.
+    steps: that is how the trainer schedules it. Build it with ``make_adam``, which checks
+    that torch has the fused kernel for the parameters' devices.
     """
 
     def __init__(self, params: Iterable[Any], *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
@@ -58,9 +60,8 @@ class Adam:
                 lists = parts.setdefault((p.device, p.dtype), [[], [], [], [], []])
                 for row, tensor in zip(lists, (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])):
                     row.append(tensor)
-            for (device, _), (params, grads, exp_avgs, exp_avg_sqs, steps) in parts.items():
-                update = _fused_update if _has_fused_kernel(device.type) else _update
-                update(params, grads, exp_avgs, exp_avg_sqs, steps, group, self.decoupled)
+            for params, grads, exp_avgs, exp_avg_sqs, steps in parts.values():
+                _fused_update(params, grads, exp_avgs, exp_avg_sqs, steps, group, self.decoupled)
 
     def state_dict(self) -> dict[str, Any]:
         """torch.optim's layout: the state by the parameter's position over all groups."""
@@ -100,16 +101,28 @@ class Adam:
         self.state = loaded
 
 
+def make_adam(params: Iterable[Any], *, lr: float, weight_decay: float = 0.0, decoupled: bool = False) -> Any:
+    """Adam (AdamW with ``decoupled``) for ``params``: this module's where torch has the fused
+    kernel for every parameter's device, torch.optim's own otherwise. torch.optim computes the
+    same update; it only costs the import of torch._dynamo."""
+    groups = list(params)
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    if all(has_fused_kernel(p.device.type, decoupled) for p in tensors):
+        return Adam(groups, lr=lr, weight_decay=weight_decay, decoupled=decoupled)
+    reference = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return reference(groups, lr=lr, weight_decay=weight_decay)
+
+
 @functools.cache
-def _has_fused_kernel(device_type: str) -> bool:
-    """Whether this torch has Adam's fused kernel for this kind of device (CUDA since torch
-    2.0, CPU since 2.4): one tiny step tells."""
-    p = torch.zeros(1, device=device_type)
+def has_fused_kernel(device_type: str, decoupled: bool = False) -> bool:
+    """Whether this torch runs the fused Adam (or AdamW) kernel on this kind of device (CUDA
+    since torch 2.0, CPU since 2.4). The kernels are private, so one tiny step through the very
+    calls a step makes tells, and any exception (no such kernel, a changed signature) means no."""
     try:
-        torch._fused_adam_([p], [p.clone()], [p.clone()], [p.clone()], [], [torch.ones((), device=device_type)],
-                           lr=0.0, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False,
-                           maximize=False)
-    except (AttributeError, NotImplementedError, RuntimeError):
+        p = torch.zeros(1, device=device_type)
+        _fused_update([p], [p.clone()], [p.clone()], [p.clone()], [torch.zeros((), device=device_type)],
+                      {"lr": 0.0, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}, decoupled)
+    except Exception:
         return False
     return True
 
@@ -122,21 +135,3 @@ def _fused_update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg
     beta1, beta2 = group["betas"]
     kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"], beta1=beta1, beta2=beta2,
            weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False, maximize=False)
-
-
-def _update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
-            exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], group: dict[str, Any],
-            decoupled: bool) -> None:
-    """torch.optim's single-tensor Adam."""
-    lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-        step += 1
-        if weight_decay and decoupled:
-            param.mul_(1 - lr * weight_decay)
-        elif weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        n = step.item()
-        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** n) ** 0.5).add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** n))

@@ -14,7 +14,7 @@ from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
-from .adam import Adam
+from .adam import make_adam
 from .averaging import WeightAverage
 
 
@@ -35,7 +35,7 @@ class WordResetTrainer:
 
         self.options = WordResetOptions(**options)
 
-    def _optimizer(self, model: Any) -> Adam:
+    def _optimizer(self, model: Any) -> Any:
         o = self.options
         params: Any = [p for p in model.parameters() if p.requires_grad]
         if o.weight_decay:
@@ -43,7 +43,7 @@ class WordResetTrainer:
             # pulling an LSTM's forget-gate bias towards zero only makes it forget sooner.
             params = [{"params": [p for p in params if p.dim() >= 2]},
                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        return Adam(params, lr=o.lr, weight_decay=o.weight_decay, decoupled=o.optimizer == "adamw")
+        return make_adam(params, lr=o.lr, weight_decay=o.weight_decay, decoupled=o.optimizer == "adamw")
 
     def _learning_rate(self, step: int, total_steps: int, start: float) -> float:
         """The learning rate of optimizer step ``step`` (from 0): warm-up, then the schedule."""
