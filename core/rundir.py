@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import tempfile
 import zipfile
 from pathlib import Path
@@ -31,8 +32,13 @@ CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` through ``write(file)`` so that readers see the old or the new file, never half.
+
+    The file gets the permissions of any file the user creates (0666 less the umask), not
+    tempfile's private 0600: a run folder is shared with colleagues and served by web servers.
+    After the rename the folder itself is synced, so the new name survives a power cut too."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -40,8 +46,24 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename inside it is on disk; where folders cannot be opened
+    (Windows), renames are durable without it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder: the rename stands all the same
+        pass
+    finally:
+        os.close(fd)
 
 
 class RunDir:
