@@ -82,6 +82,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._registries: dict[str, Registry] = {}
+        self._listener_callers: dict[str, Any] | None = None  # built on the first event
+        self._failed_listeners: set[str] = set()  # reported once each
         self._strict = env.get("LETRAS_PLUGIN_ERRORS", "").lower() == "raise"
         self._allow = _names(env.get("LETRAS_LOAD_PLUGINS"))
         self._block = _names(env.get("LETRAS_BLOCK_PLUGINS")) or set()
@@ -133,6 +135,7 @@ class PluginHost:
                 self._warn(info, f"plugin '{name}' implements '{hook}', which is no letras hook{hint}")
         self.plugins[name] = info
         self._registries.clear()  # collect again with the new plugin
+        self._listener_callers = None
         return info
 
     def _fail(self, info: PluginInfo, reason: str) -> None:
@@ -193,8 +196,32 @@ class PluginHost:
                            f"its register_commands hook raised {type(exc).__name__}: {exc}")
 
     def emit(self, event: Any) -> None:
-        """Hand a training event to every plugin that listens (``on_train_event``)."""
-        self.pm.hook.on_train_event(event=event)
+        """Hand a training event to every plugin that listens (``on_train_event``), each on its
+        own: a listener that raises is reported once, naming the plugin and the error, and
+        training and the other listeners go on. ``LETRAS_PLUGIN_ERRORS=raise`` makes it fatal."""
+        for name, call in self._listeners().items():
+            try:
+                call(event=event)
+            except Exception as exc:
+                first_line = (str(exc).splitlines() or [""])[0]
+                message = f"plugin '{name}' failed on a training event ({event.kind}): {type(exc).__name__}: {first_line}"
+                if self._strict:
+                    raise PluginError(message, hint="LETRAS_PLUGIN_ERRORS=raise makes this fatal") from exc
+                if name not in self._failed_listeners:
+                    self._failed_listeners.add(name)
+                    self._warn(self.plugins[name], f"{message}; training goes on without it")
+
+    def _listeners(self) -> dict[str, Any]:
+        """One caller of ``on_train_event`` per listening plugin, through pluggy's public
+        ``subset_hook_caller``: that plugin's implementations alone, hookwrappers included."""
+        if self._listener_callers is None:
+            hook = self.pm.hook.on_train_event
+            names = sorted({impl.plugin_name for impl in hook.get_hookimpls()})
+            self._listener_callers = {
+                name: self.pm.subset_hook_caller(
+                    "on_train_event", [self.pm.get_plugin(other) for other in names if other != name])
+                for name in names}
+        return self._listener_callers
 
 
 def _spec_names() -> list[str]:

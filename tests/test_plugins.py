@@ -137,6 +137,51 @@ def test_hooks_may_take_fewer_arguments():
     assert calls == [1]
 
 
+def test_a_listener_that_raises_is_contained_and_reported_once():
+    from letras.core import TrainEvent
+
+    heard = []
+
+    def failing(event):
+        raise KeyError("missing column")
+
+    def listening(event):
+        heard.append(event.kind)
+
+    host = host_with(("buggy", make_plugin("buggy", on_train_event=failing)),
+                     ("logger", make_plugin("logger", on_train_event=listening)))
+    with pytest.warns(PluginWarning) as caught:
+        for kind in ("epoch_end", "epoch_end", "training_finished"):
+            host.emit(TrainEvent(kind, None, 1, 1, {}))
+    assert heard == ["epoch_end", "epoch_end", "training_finished"]
+    messages = [str(w.message) for w in caught if "buggy" in str(w.message)]
+    assert messages == ["plugin 'buggy' failed on a training event (epoch_end): KeyError: 'missing column'; "
+                        "training goes on without it"]
+    strict = host_with(("buggy", make_plugin("buggy", on_train_event=failing)), env={"LETRAS_PLUGIN_ERRORS": "raise"})
+    with pytest.raises(PluginError, match="plugin 'buggy' failed on a training event"):
+        strict.emit(TrainEvent("epoch_end", None, 1, 1, {}))
+
+
+def test_listeners_are_called_through_pluggy_so_hookwrappers_work():
+    from letras.core import TrainEvent
+
+    order = []
+    module = types.ModuleType("wrapped")
+
+    @hookimpl(hookwrapper=True)
+    def on_train_event(event):
+        order.append("before")
+        yield
+        order.append("after")
+
+    module.on_train_event = on_train_event
+    host = host_with(("wrapped", module),
+                     ("plain", make_plugin("plain", on_train_event=lambda event: order.append("plain"))))
+    host.emit(TrainEvent("epoch_end", None, 1, 1, {}))
+    # each plugin is called on its own, so a wrapper wraps its own plugin's listener only
+    assert order in (["before", "after", "plain"], ["plain", "before", "after"])
+
+
 def test_blocking_a_builtin():
     host = PluginHost(entry_point_group=None, env={"LETRAS_BLOCK_PLUGINS": "letras.plugins.samplers"})
     assert host.registry("sampler").names() == []

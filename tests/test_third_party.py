@@ -157,3 +157,40 @@ def test_strict_mode_fails_on_a_broken_plugin(broken_site, tmp_path):
     result = letras("list", site=broken_site, cwd=tmp_path, env={"LETRAS_PLUGIN_ERRORS": "raise"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "plugin 'hook_fails'" in result.stderr or "import_fails" in result.stderr
+
+
+LISTENER = """
+from letras.core import hookimpl
+
+@hookimpl
+def on_train_event(event):
+    if event.kind == "epoch_end":
+        raise ZeroDivisionError("a bug in a logging plugin")
+"""
+
+
+@pytest.fixture
+def listener_site(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    make_dist(site, "letras-noisy", "noisy_listener", LISTENER)
+    return site
+
+
+def test_a_listener_that_raises_is_reported_once_and_training_goes_on(listener_site, tmp_path):
+    result = letras("run", "ciudades-lstm", "trainer.epochs=4", "trainer.device=cpu", site=listener_site, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    reports = [line for line in result.stderr.splitlines() if "noisy_listener" in line]
+    assert reports == ["Warning: plugin 'noisy_listener' failed on a training event (epoch_end): "
+                       "ZeroDivisionError: a bug in a logging plugin; training goes on without it"]
+    assert len(result.stdout.splitlines()) == 15  # the samples
+    run = tmp_path / "runs" / "ciudades-lstm"
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4  # the other listeners heard every epoch
+
+
+def test_strict_mode_makes_a_failing_listener_fatal_and_keeps_the_checkpoint(listener_site, tmp_path):
+    result = letras("run", "ciudades-lstm", "trainer.epochs=4", "trainer.device=cpu", site=listener_site, cwd=tmp_path,
+                    env={"LETRAS_PLUGIN_ERRORS": "raise"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "plugin 'noisy_listener' failed on a training event (epoch_end): ZeroDivisionError" in result.stderr
+    assert (tmp_path / "runs" / "ciudades-lstm" / "checkpoint.pt").is_file()
