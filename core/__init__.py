@@ -8,7 +8,7 @@ Nothing here imports torch; the functions that need it import it when called.
 """
 
 from .config import PipelineConfig, load_config
-from .errors import ConfigError, Interrupted, LetrasError, PluginError, UsageError
+from .errors import ConfigError, Interrupted, LetrasError, PluginError, UnknownCharacters, UsageError
 from .hookspecs import hookimpl
 from .options import OptionError, option
 from .pipeline import train
@@ -19,6 +19,6 @@ from .training import TrainEvent, TrainingRun, split_words
 
 __all__ = [
     "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",
-    "TrainedModel", "TrainingRun", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
+    "TrainedModel", "TrainingRun", "UnknownCharacters", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
     "autocast", "resolve_device", "resolve_precision", "split_words", "train",
 ]

@@ -6,6 +6,7 @@ go through the same ``mean_loss``, so they agree to the last digit.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -70,6 +71,17 @@ class WordBatches:
             yield self.inputs[index, :width], self.targets[index, :width], int(lengths.sum())
 
 
+@contextlib.contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """The model in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy over the real (unpadded) positions, every word from a zero state."""
     logits, _ = model(inputs)  # (B, T, V), one fused call
@@ -83,10 +95,8 @@ def mean_loss(model: Any, data: WordBatches, batch_size: int = 1024) -> float:
     a mean of batch means. NaN when ``data`` is empty."""
     if len(data) == 0:
         return float("nan")
-    was_training = model.training
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=data.device)
-    for inputs, targets, _ in data.batches(batch_size):
-        total += loss_sum(model, inputs, targets).double()
-    model.train(was_training)
+    with evaluating(model):
+        for inputs, targets, _ in data.batches(batch_size):
+            total += loss_sum(model, inputs, targets).double()
     return float(total) / data.chars

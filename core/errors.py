@@ -36,6 +36,18 @@ class ConfigError(UsageError):
     """A pipeline config that does not parse or does not validate."""
 
 
+class UnknownCharacters(UsageError):
+    """A word holds characters the vocabulary never saw. A tokenizer raises it from
+    ``encode``; ``chars`` are those characters (each once) and ``word`` is the word
+    as the tokenizer normalised it, so that scoring can name them and go on with other words."""
+
+    def __init__(self, message: str, *, chars: list[str], word: str, where: str | None = None,
+                 hint: str | None = None):
+        super().__init__(message, where=where, hint=hint)
+        self.chars = chars
+        self.word = word
+
+
 class PluginError(LetrasError):
     """A plugin that failed to load, or a component that cannot be built."""
 

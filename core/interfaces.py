@@ -41,8 +41,10 @@ class Tokenizer(Protocol):
         """The word as the tokenizer sees it (Unicode NFC, the case policy)."""
 
     def encode(self, word: str, *, source: str = "") -> list[int]:
-        """Token ids of ``word`` without boundaries; an unknown character is a UsageError
-        naming the character and ``source`` (where the word came from)."""
+        """Token ids of ``word`` without boundaries. A character the vocabulary never saw is
+        ``letras.core.UnknownCharacters`` (a UsageError) naming the characters and ``source``
+        (where the word came from): `score`, `explain` and `eval` then report the word as
+        unscorable and go on."""
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``; boundary tokens are left out."""

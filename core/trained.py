@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import config as cfg
-from .assemble import build_model, encode_words, load_words
+from .assemble import build_model, load_words
 from .errors import LetrasError, UsageError
 from .plugins import get_host
 from .rundir import CHECKPOINTS, RunDir
@@ -149,20 +149,32 @@ class TrainedModel:
     def evaluate(self, words: Sequence[str] | None = None, *, source: str = "validation split",
                  device: str = "cpu") -> dict[str, Any]:
         """Loss in nats and bits per character, and perplexity, over ``words`` (default: the
-        validation split), weighted by characters."""
+        validation split), weighted by characters. Words with letters the model never saw are
+        left out and counted under ``unscored`` (words, characters, the letters); a list of
+        which none can be scored is an error."""
         import math
 
         from .batching import WordBatches, mean_loss
+        from .scoring import encode_known
 
         words = self.validation_words() if words is None else list(words)
         if not words:
             raise UsageError("no words to evaluate", where=source)
-        encoded = encode_words(self.tokenizer, words, source)
+        encoded = encode_known(self.tokenizer, words, source)
+        if not encoded.ids:
+            raise UsageError(f"none of its {len(words):,} words can be scored: they hold letters the model never "
+                             f"saw ({', '.join(encoded.letters())})", where=source,
+                             hint=next(iter(encoded.unknown.values())).hint)
         torch_device = resolve_device(device)
-        data = WordBatches(encoded, torch_device)
+        data = WordBatches(list(encoded.ids.values()), torch_device)
         loss = mean_loss(self.model.to(torch_device), data)
-        return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
-                "words": len(words), "chars": data.chars, "source": source}
+        report = {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+                  "words": len(encoded.ids), "chars": data.chars, "source": source}
+        if encoded.unknown:
+            report["unscored"] = {"words": len(encoded.unknown),
+                                  "chars": sum(len(e.word) + 1 for e in encoded.unknown.values()),
+                                  "reason": "letters the model never saw", "letters": encoded.letters()}
+        return report
 
 
 # The sampler options `letras sample` has a flag for; any other is set with -o NAME=VALUE.

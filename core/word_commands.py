@@ -94,7 +94,14 @@ def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, check
         if not words:
             raise click.UsageError("no words given, on the command line or on stdin")
     scores = trained.score(words)
-    if sort:
+    unscored = [s for s in scores if s.unknown]
+    if unscored:
+        shown = ", ".join(f"{s.word!r} ({', '.join(s.unknown)})" for s in unscored[:5])
+        more = f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""
+        one = len(unscored) == 1
+        click.echo(f"Warning: {len(unscored)} of {len(scores)} words hold{'s' if one else ''} letters the model never "
+                   f"saw, so {'its' if one else 'their'} log-probability is -inf: {shown}{more}", err=True)
+    if sort:  # -inf per character: unscorable words come last
         scores.sort(key=lambda s: s.per_char, reverse=True)
     for s in scores:
         if as_json:
@@ -120,10 +127,15 @@ def explain(run_dir: str, word: str, top_k: int, checkpoint: str) -> None:
     click.echo(f"{'read':>5}  {'next':<5} {'p(next)':>8}   likeliest next")
     total = 0.0
     for step in steps:
-        total += math.log(step.prob)
+        total += math.log(step.prob) if step.prob > 0 else float("-inf")
         color = "green" if step.prob >= 0.3 else "yellow" if step.prob >= 0.05 else "red"
         top = "  ".join(click.style(f"{t} {p:.2f}", bold=(t == step.next)) for t, p in step.top)
         click.echo(f"{step.read:>5}  {step.next:<5} " + click.style(f"{step.prob:8.4f}", fg=color) + f"   {top}")
+    if steps[-1].unknown:
+        letter = steps[-1].next
+        click.echo(f"log-probability -inf: letter {len(steps)} of {word!r}, '{letter}' (U+{ord(letter):04X}), "
+                   "is not in the model's alphabet, so it reads no further")
+        return
     click.echo(f"log-probability {total:.4f} nats, {total / len(steps):.4f} per character")
 
 
@@ -161,10 +173,15 @@ def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: st
     if samples:
         report["samples"] = trained.sample_statistics(samples, seed=seed, device=device)
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(json.dumps(report, ensure_ascii=False))
         return
     click.echo(f"{report['source']}: {report['loss']:.4f} nats/char, {report['bpc']:.4f} bits/char, "
                f"perplexity {report['perplexity']:.3f} ({report['words']:,} words, {report['chars']:,} characters)")
+    unscored = report.get("unscored")
+    if unscored:
+        plural = "s" if unscored["words"] > 1 else ""
+        click.echo(f"not scored: {unscored['words']:,} word{plural} ({unscored['chars']:,} characters) with letters "
+                   f"the model never saw: {', '.join(unscored['letters'])}")
     stats = report.get("samples")
     if stats:
         click.echo(f"{stats['count']:,} samples: {stats['novel']:.1%} novel, {stats['unique']:.1%} unique, "

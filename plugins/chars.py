@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
-from letras.core import LetrasError, UsageError, hookimpl, option
+from letras.core import LetrasError, UnknownCharacters, hookimpl, option
 
 BOUNDARY = "."  # how the boundary token is shown, as in the notes
 
@@ -58,9 +58,9 @@ class CharVocabulary:
             unknown = sorted({c for c in word if c not in self._ids})
             shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in unknown)
             plural = "s" if len(unknown) > 1 else ""
-            raise UsageError(f"character{plural} {shown} of {word!r} not in the vocabulary",
-                             where=source or None,
-                             hint=f"the model knows: {''.join(self.chars)}") from None
+            raise UnknownCharacters(f"character{plural} {shown} of {word!r} not in the vocabulary",
+                                    chars=unknown, word=word, where=source or None,
+                                    hint=f"the model knows: {''.join(self.chars)}") from None
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(map(self._text.__getitem__, ids))

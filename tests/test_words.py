@@ -112,9 +112,46 @@ def test_score_reads_stdin_and_sorts(invoke, trained_run):
     assert result.exit_code == 0 and [line.split()[-1] for line in lines] == ["MADRID", "ZOZOZO"]
 
 
-def test_score_with_unknown_letters_names_them(invoke, trained_run):
-    result = invoke("score", trained_run, "MAÑANA")
-    assert result.exit_code == 2 and "'Ñ' (U+00D1)" in result.stderr
+def test_a_word_with_unknown_letters_scores_minus_infinity_and_the_rest_are_scored(invoke, trained_run):
+    result = invoke("score", trained_run, "MAÑANA", "MADRID", "QWXÑ", "--sort")
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.stdout.splitlines()][1:] == [["-inf", "-inf", "MAÑANA"],
+                                                                          ["-inf", "-inf", "QWXÑ"]]
+    assert result.stdout.splitlines()[0].split()[-1] == "MADRID"
+    assert result.stderr.strip() == ("Warning: 2 of 3 words hold letters the model never saw, so their "
+                                     "log-probability is -inf: 'MAÑANA' (Ñ), 'QWXÑ' (Q, W, X, Ñ)")
+    rows = [json.loads(line) for line in invoke("score", trained_run, "MAÑANA", "MADRID", "--json").stdout.splitlines()]
+    assert rows[0] == {"word": "MAÑANA", "logprob": None, "chars": 7, "logprob_per_char": None, "unknown": ["Ñ"]}
+    assert rows[1]["word"] == "MADRID" and rows[1]["logprob"] < 0 and "unknown" not in rows[1]
+    scored = load_run(trained_run).score(["MAÑANA"])[0]
+    assert scored.logprob == float("-inf") and scored.unknown == ["Ñ"]
+
+
+def test_explain_stops_at_the_unknown_letter_and_says_where_it_stands(invoke, trained_run):
+    steps = load_run(trained_run).explain("MAÑANA")
+    assert [s.read for s in steps] == [".", "M", "A"] and [s.next for s in steps] == ["M", "A", "Ñ"]
+    assert steps[-1].unknown and steps[-1].prob == 0.0 and len(steps[-1].top) == 5
+    assert not any(s.unknown for s in steps[:-1]) and all(s.prob > 0 for s in steps[:-1])
+    result = invoke("explain", trained_run, "MAÑANA")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == ("log-probability -inf: letter 3 of 'MAÑANA', 'Ñ' (U+00D1), is not in "
+                                              "the model's alphabet, so it reads no further")
+
+
+def test_eval_leaves_out_the_words_it_cannot_score_and_counts_them(invoke, trained_run, tmp_path):
+    (tmp_path / "mixed.txt").write_text("MADRID\nMAÑANA\nBILBAO\nWÜRZBURG\n")
+    (tmp_path / "known.txt").write_text("MADRID\nBILBAO\n")
+    report = json.loads(invoke("eval", trained_run, "--file", "mixed.txt", "--samples", "0", "--json").stdout)
+    known = json.loads(invoke("eval", trained_run, "--file", "known.txt", "--samples", "0", "--json").stdout)
+    assert report["loss"] == known["loss"] and report["words"] == 2 and report["chars"] == known["chars"]
+    assert report["unscored"] == {"words": 2, "chars": 16, "reason": "letters the model never saw",
+                                  "letters": ["Ñ", "W", "Ü"]}
+    text = invoke("eval", trained_run, "--file", "mixed.txt", "--samples", "0").stdout
+    assert "not scored: 2 words (16 characters) with letters the model never saw: Ñ, W, Ü" in text
+    (tmp_path / "foreign.txt").write_text("ÑU\nWÜ\n")
+    none = invoke("eval", trained_run, "--file", "foreign.txt")
+    assert none.exit_code == 2 and "Traceback" not in none.output
+    assert "foreign.txt: none of its 2 words can be scored: they hold letters the model never saw (Ñ, W, Ü)" in none.stderr
 
 
 def test_eval_reports_sample_figures(invoke, trained_run, tmp_path):
