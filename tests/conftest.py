@@ -21,6 +21,15 @@ def cpu_has_bf16() -> bool:
     return cpu_has_bf16()
 
 
+def pytest_report_header(config):
+    """What a failure may depend on, at the top of every run: torch, bfloat16, cores, oneDNN's cap."""
+    import torch
+
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return (f"letras: torch {torch.__version__}, {os.cpu_count()} cores, CPU computes bfloat16: "
+            f"{'yes' if cpu_has_bf16() else 'no'}" + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else ""))
+
+
 needs_bf16_cpu = pytest.mark.skipif(not cpu_has_bf16(), reason="needs a CPU that computes bfloat16 "
                                     "(AVX512-BF16 or AMX, as oneDNN sees it); this one does not")
 

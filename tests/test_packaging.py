@@ -48,3 +48,30 @@ def test_installed_copy_runs_without_the_source_tree(wheel, tmp_path):
     result = subprocess.run([sys.executable, "-S", "-c", code, str(target), sysconfig.get_paths()["purelib"]],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_torch_floor_is_stated_once_and_the_same_everywhere():
+    import re
+
+    from letras.core.devices import MIN_TORCH
+
+    floor = ".".join(map(str, MIN_TORCH))
+    assert re.findall(r'"torch[^"]*"', (ROOT / "pyproject.toml").read_text()) == [f'"torch>={floor},<3"']
+    assert f"letras supports torch {floor} and\nlater 2.x releases" in (ROOT / "README.md").read_text()
+    import torch
+
+    assert tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2]) >= MIN_TORCH  # what CI installs
+
+
+def test_an_older_torch_is_one_clear_error(monkeypatch):
+    from letras.core import LetrasError, devices
+
+    monkeypatch.setattr(devices.metadata, "version", lambda name: "2.2.1+cpu")
+    devices.check_torch.cache_clear()
+    try:
+        with pytest.raises(LetrasError, match=r"letras needs torch 2\.13 or newer; this is torch 2\.2\.1\+cpu") as error:
+            devices.resolve_device("cpu")
+        assert "pip install 'torch>=2.13,<3'" in str(error.value)
+    finally:
+        devices.check_torch.cache_clear()
+    assert devices._release("2.13.0+cpu") == (2, 13, 0) and devices._release("2.14.0a0+gitabc") == (2, 14, 0)
