@@ -117,7 +117,9 @@ def test_sigterm_saves_says_so_and_exits_143(small, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "letras.core", "run", str(small), "trainer.epochs=200",
                                 "output=run", "-q"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240  # a slow or busy machine may take long to start; a hang fails
     while not (tmp_path / "run" / "metrics.jsonl").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
         time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
