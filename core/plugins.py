@@ -19,7 +19,6 @@ import difflib
 import functools
 import importlib
 import os
-import types
 import warnings
 from importlib import metadata
 from typing import Any, Mapping
@@ -82,7 +81,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._registries: dict[str, Registry] = {}
-        self._listener_callers: dict[str, Any] | None = None  # built on the first event
+        self._hook_callers: dict[str, dict[str, Any]] = {}  # hook name -> plugin name -> caller
         self._failed_listeners: set[str] = set()  # reported once each
         self._strict = env.get("LETRAS_PLUGIN_ERRORS", "").lower() == "raise"
         self._allow = _names(env.get("LETRAS_LOAD_PLUGINS"))
@@ -129,13 +128,13 @@ class PluginHost:
         info.hooks = sorted(impl_name for impl_name in dir(module)
                             if self.pm.parse_hookimpl_opts(module, impl_name) is not None)
         for hook in info.hooks:
-            if not hasattr(hookspecs, hook):
+            if hook not in _spec_names():
                 close = difflib.get_close_matches(hook, _spec_names(), n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 self._warn(info, f"plugin '{name}' implements '{hook}', which is no letras hook{hint}")
         self.plugins[name] = info
         self._registries.clear()  # collect again with the new plugin
-        self._listener_callers = None
+        self._hook_callers.clear()
         return info
 
     def _fail(self, info: PluginInfo, reason: str) -> None:
@@ -162,20 +161,17 @@ class PluginHost:
 
     def _collect(self, kind: str) -> Registry:
         registry = Registry(kind)
-        hook = getattr(self.pm.hook, HOOKS[kind])
-        # Each implementation is called on its own, so that the registry knows which plugin
+        # Each plugin's hook is called on its own, so that the registry knows which plugin
         # registered what and a hook that raises only loses that plugin's components.
-        for impl in hook.get_hookimpls():
-            info = self.plugins[impl.plugin_name]
-            register = functools.partial(registry.register, plugin=impl.plugin_name)
+        for name, call in self._callers(HOOKS[kind]).items():
             try:
-                impl.function(**{arg: register for arg in impl.argnames})
+                call(register=functools.partial(registry.register, plugin=name))
             except Exception as exc:
                 reason = f"its {HOOKS[kind]} hook raised {type(exc).__name__}: {exc}"
-                registry.drop(impl.plugin_name, reason)  # all of a plugin's hook, or none of it
-                self._fail(info, reason)
+                registry.drop(name, reason)  # all of a plugin's hook, or none of it
+                self._fail(self.plugins[name], reason)
                 continue
-            info.registered[kind] = sorted(c.name for c in registry if c.plugin == impl.plugin_name)
+            self.plugins[name].registered[kind] = sorted(c.name for c in registry if c.plugin == name)
         for name, info in self.plugins.items():
             if not info.loaded:
                 registry.failed_plugins.setdefault(name, info.error or "failed")
@@ -188,18 +184,30 @@ class PluginHost:
 
     def add_commands(self, cli: Any) -> None:
         """Let every plugin add its click commands to ``cli``."""
-        for impl in self.pm.hook.register_commands.get_hookimpls():
+        for name, call in self._callers("register_commands").items():
             try:
-                impl.function(**{arg: cli for arg in impl.argnames})
+                call(cli=cli)
             except Exception as exc:
-                self._fail(self.plugins[impl.plugin_name],
-                           f"its register_commands hook raised {type(exc).__name__}: {exc}")
+                self._fail(self.plugins[name], f"its register_commands hook raised {type(exc).__name__}: {exc}")
+
+    def _callers(self, hook_name: str) -> dict[str, Any]:
+        """One caller of ``hook_name`` per plugin that implements it, through pluggy's public
+        ``subset_hook_caller``: that plugin's implementations alone, hookwrappers and
+        tryfirst/trylast included, so one plugin's failure is its own."""
+        if hook_name not in self._hook_callers:
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            names = sorted({impl.plugin_name for impl in impls})
+            self._hook_callers[hook_name] = {
+                name: self.pm.subset_hook_caller(
+                    hook_name, [self.pm.get_plugin(other) for other in names if other != name])
+                for name in names}
+        return self._hook_callers[hook_name]
 
     def emit(self, event: Any) -> None:
         """Hand a training event to every plugin that listens (``on_train_event``), each on its
         own: a listener that raises is reported once, naming the plugin and the error, and
         training and the other listeners go on. ``LETRAS_PLUGIN_ERRORS=raise`` makes it fatal."""
-        for name, call in self._listeners().items():
+        for name, call in self._callers("on_train_event").items():
             try:
                 call(event=event)
             except Exception as exc:
@@ -211,22 +219,11 @@ class PluginHost:
                     self._failed_listeners.add(name)
                     self._warn(self.plugins[name], f"{message}; training goes on without it")
 
-    def _listeners(self) -> dict[str, Any]:
-        """One caller of ``on_train_event`` per listening plugin, through pluggy's public
-        ``subset_hook_caller``: that plugin's implementations alone, hookwrappers included."""
-        if self._listener_callers is None:
-            hook = self.pm.hook.on_train_event
-            names = sorted({impl.plugin_name for impl in hook.get_hookimpls()})
-            self._listener_callers = {
-                name: self.pm.subset_hook_caller(
-                    "on_train_event", [self.pm.get_plugin(other) for other in names if other != name])
-                for name in names}
-        return self._listener_callers
-
 
 def _spec_names() -> list[str]:
-    return [name for name, value in vars(hookspecs).items()
-            if isinstance(value, types.FunctionType) and hasattr(value, "letras_spec")]
+    """The names of letras' hooks, read through pluggy's public parse_hookspec_opts."""
+    pm = pluggy.PluginManager("letras")
+    return [name for name in dir(hookspecs) if pm.parse_hookspec_opts(hookspecs, name) is not None]
 
 
 _host: PluginHost | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
+import pkgutil
 from typing import Any, Callable, Iterator
 
 from . import options as opts
@@ -43,10 +43,8 @@ class Component:
         """The factory itself, importing a ``"module:attr"`` string on first use."""
         if callable(self.factory):
             return self.factory
-        module_name, _, attr = self.factory.partition(":")
         try:
-            module = importlib.import_module(module_name)
-            return getattr(module, attr)
+            return pkgutil.resolve_name(self.factory)
         except Exception as exc:
             raise PluginError(
                 f"{self.kind} '{self.name}' of plugin '{self.plugin}' cannot be loaded from "

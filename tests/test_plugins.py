@@ -182,6 +182,24 @@ def test_listeners_are_called_through_pluggy_so_hookwrappers_work():
     assert order in (["before", "after", "plain"], ["plain", "before", "after"])
 
 
+def test_register_hooks_are_called_through_pluggy_so_wrappers_and_ordering_work():
+    module = types.ModuleType("wrapping")
+
+    @hookimpl(wrapper=True)
+    def register_cells(register):
+        register("before", "x.y:z")
+        result = yield
+        register("after", "x.y:z")
+        return result
+
+    module.register_cells = register_cells
+    first = make_plugin("first", register_cells=lambda register: register("first", "x.y:z"))
+    first.register_cells = hookimpl(tryfirst=True)(first.register_cells)
+    host = host_with(("wrapping", module), ("first", first))
+    assert {"before", "after", "first"} <= set(host.registry("cell").names())
+    assert host.plugins["wrapping"].registered["cell"] == ["after", "before"]
+
+
 def test_blocking_a_builtin():
     host = PluginHost(entry_point_group=None, env={"LETRAS_BLOCK_PLUGINS": "letras.plugins.samplers"})
     assert host.registry("sampler").names() == []
