@@ -15,7 +15,8 @@ from .pipeline import train
 from .trained import TrainedModel, load_run
 from .plugins import components
 from .devices import autocast, resolve_device, resolve_precision
-from .training import TrainEvent, TrainingRun, split_words
+from .split import split_words
+from .training import TrainEvent, TrainingRun
 
 __all__ = [
     "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",

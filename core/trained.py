@@ -15,7 +15,7 @@ from .errors import LetrasError, UsageError
 from .plugins import get_host
 from .rundir import CHECKPOINTS, RunDir
 from .devices import autocast, resolve_device, resolve_precision
-from .training import split_words
+from .split import split_words
 
 
 @dataclasses.dataclass
