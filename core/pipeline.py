@@ -78,6 +78,7 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
             run_dir.write_metrics(history)
             run_dir.write_text("config.yaml", config.to_yaml())  # harmless changes, e.g. more epochs
     run = TrainingRun(seed=config.seed, save=save if world.is_main else None,
+                      record=run_dir.append_metrics if world.is_main else None,
                       emit=get_host().emit if world.is_main else None,
                       progress=progress if world.is_main else None,
                       run_dir=str(run_dir.path), history=history, world=world,

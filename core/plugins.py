@@ -36,7 +36,7 @@ BUILTIN_PLUGINS = (
     "letras.plugins.recurrent",
     "letras.plugins.word_reset",
     "letras.plugins.samplers",
-    "letras.plugins.metrics",
+    "letras.plugins.tensorboard",
     "letras.plugins.bench",
 )
 

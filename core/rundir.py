@@ -4,7 +4,7 @@
       config.yaml      the fully resolved config, defaults included
       checkpoint.pt    the last checkpoint: weights, vocabulary, config, trainer state, RNG states
       best.pt          the checkpoint with the lowest validation loss so far
-      metrics.jsonl    one line per epoch (written by the built-in metrics plugin)
+      metrics.jsonl    one line per epoch, appended as each epoch ends
       samples.txt      the words sampled at the end of training
       .lock            held while a process trains here
 
@@ -139,6 +139,12 @@ class RunDir:
             except json.JSONDecodeError:
                 continue
         return rows
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Add one epoch's line to metrics.jsonl (a line is appended whole or, if the process is
+        killed mid-write, skipped as damaged by ``metrics``)."""
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Replace metrics.jsonl (a resumed run rewrites it from its checkpoint's history)."""

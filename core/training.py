@@ -24,8 +24,9 @@ from .split import split_words
 class TrainEvent:
     """What ``on_train_event`` receives.
 
-    kind: "epoch_end" (metrics holds epoch, step, train_loss, val_loss, chars_per_s,
-    seconds), "checkpoint_saved" or "training_finished".
+    kind: "step" (every ``log_every`` steps: metrics holds step, epoch, train_loss, the running
+    mean of the epoch so far, and lr), "epoch_end" (metrics holds epoch, step, train_loss,
+    val_loss, chars_per_s, seconds, lr, ...), "checkpoint_saved" or "training_finished".
     """
 
     kind: str
@@ -117,6 +118,7 @@ class TrainingRun:
     """
 
     def __init__(self, *, seed: int, save: Callable[[dict[str, Any], bool], None] | None = None,
+                 record: Callable[[dict[str, Any]], None] | None = None,
                  emit: Callable[[TrainEvent], None] | None = None, progress: Progress | None = None,
                  run_dir: str | None = None, resume_state: dict[str, Any] | None = None,
                  best_val: float | None = None, history: list[dict[str, Any]] | None = None,
@@ -126,6 +128,7 @@ class TrainingRun:
         self.run_dir = run_dir
         self.progress = progress or Progress(quiet=True)
         self._save = save
+        self._record = record or (lambda metrics: None)  # an epoch's line of metrics.jsonl
         self._emit = emit or (lambda event: None)
         self.resume_state = resume_state  # what the trainer saved, when this run resumes
         self.best_val = best_val
@@ -174,9 +177,14 @@ class TrainingRun:
         self.val_fraction = val_fraction
         return split_words(words, val_fraction, self.seed)
 
-    def step(self, step: int, total: int | None, epoch: int, loss: float | None) -> None:
-        """Report progress; cheap enough to call every step (it redraws at most 10 times/s)."""
+    def step(self, step: int, total: int | None, epoch: int, loss: float | None, *,
+             lr: float | None = None) -> None:
+        """Report progress (redrawn at most 10 times/s) and hand listeners a "step" event with
+        the loss and the learning rate, so a run can be watched within an epoch."""
         self.progress.step(step, total, epoch, loss)
+        if loss is not None:
+            self._emit(TrainEvent("step", self.run_dir, epoch, step,
+                                  {"step": step, "epoch": epoch, "train_loss": loss, "lr": lr}))
 
     def end_epoch(self, metrics: dict[str, Any], model: Any, state: dict[str, Any], *,
                   save: bool = True) -> None:
@@ -193,6 +201,7 @@ class TrainingRun:
         # The checkpoint first: the first save is where a replaced run's files go away.
         if save:
             self.checkpoint(model, state, end_of_epoch=True)
+        self._record(dict(metrics))
         self._emit(TrainEvent("epoch_end", self.run_dir, metrics.get("epoch", 0),
                               metrics.get("step", 0), dict(metrics)))
 

@@ -149,7 +149,7 @@ class WordResetTrainer:
                 chars += n
                 step += 1
                 if step % o.log_every == 0:
-                    run.step(step, total_steps, epoch, float(loss_total) / chars)
+                    run.step(step, total_steps, epoch, float(loss_total) / chars, lr=lr)
                 stopping, out_of_time = run.agree(
                     run.stop_requested, bool(o.max_seconds) and time.monotonic() - start >= o.max_seconds)
                 if stopping:  # Ctrl-C or SIGTERM: save mid-epoch, resumable exactly
