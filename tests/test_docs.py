@@ -29,3 +29,47 @@ def test_docs_pages_linked_from_the_readme_exist():
     text = (ROOT / "README.md").read_text()
     for link in re.findall(r"\]\(((?:docs|plugins)/[^)]+)\)", text):
         assert (ROOT / link).exists(), link
+
+
+# As datasette's test_plugin_hooks_are_documented: the reference pages cannot drift from the code.
+
+def hook_names() -> list[str]:
+    from letras.core.plugins import _spec_names
+
+    return _spec_names()
+
+
+def test_every_hook_is_in_the_hook_reference():
+    reference = (ROOT / "docs" / "plugins.md").read_text().split("## Hook reference", 1)[1]
+    rows = [line for line in reference.splitlines() if line.startswith("| `")]
+    documented = {row.split("`")[1].split("(")[0] for row in rows}
+    assert documented == set(hook_names())
+
+
+def test_every_command_is_in_the_command_table():
+    from click.testing import CliRunner
+
+    from letras.core.cli import cli
+
+    CliRunner().invoke(cli, ["--help"])  # adds the commands plugins register
+    table = (ROOT / "docs" / "cli.md").read_text()
+    missing = [name for name in cli.list_commands(None) if f"| `letras {name}" not in table]
+    assert not missing
+
+
+def test_every_built_in_component_and_option_is_in_the_configuration_reference():
+    from letras.core import components
+    from letras.core.options import describe
+    from letras.core.registry import HOOKS
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    missing = []
+    for kind in HOOKS:
+        for component in components(kind):
+            if not component.plugin.startswith("letras.plugins"):
+                continue
+            if f"`{component.name}`" not in text:
+                missing.append(f"{kind} {component.name}")
+            missing += [f"{kind} {component.name}: option {o.name}" for o in describe(component.options)
+                        if f"`{o.name}" not in text]
+    assert not missing
