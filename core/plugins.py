@@ -39,6 +39,7 @@ BUILTIN_PLUGINS = (
     "letras.plugins.samplers",
     "letras.plugins.metrics",
     "letras.plugins.bench",
+    "letras.plugins.export",
 )
 
 
