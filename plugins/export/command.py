@@ -25,13 +25,13 @@ def export(run_dir: str, fmt: str, output: str, settings: tuple[str, ...], check
       letras export runs/municipios-lstm -f onnx -o municipios.onnx
       letras export runs/municipios-lstm -f json -o municipios.json --set dtype=float16
     """
-    from letras.core import components, load_run
+    from letras.core import UsageError, components, load_run
 
     options = {}
     for text in settings:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
-            raise click.UsageError(f"--set takes KEY=VALUE (e.g. --set dtype=float16), got '{text}'")
+            raise UsageError(f"--set takes KEY=VALUE (e.g. --set dtype=float16), got '{text}'")
         options[key.strip()] = parse_value(value)
     components("exporter").get(fmt)  # an unknown format is named before the run is read
     path = load_run(run_dir, checkpoint).export(fmt, output, overwrite=overwrite, **options)

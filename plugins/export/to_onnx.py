@@ -75,7 +75,8 @@ class OnnxExporter:
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")  # the exporter's notes on tracing and its own deprecation
-                torch.onnx.export(OneStep(model, len(state)), (ids, *[torch.zeros_like(t) for t in state]), buffer,
+                # eval mode, so that the exporter restores eval mode, not the new wrapper's training mode
+                torch.onnx.export(OneStep(model, len(state)).eval(), (ids, *[torch.zeros_like(t) for t in state]), buffer,
                                   dynamo=False, input_names=["ids", *names],
                                   output_names=["logits", *[f"{n}_out" for n in names]], dynamic_axes=batch,
                                   opset_version=self.opset)

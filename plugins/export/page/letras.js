@@ -202,7 +202,7 @@ const letras = (() => {
     const number = (id) => ($(id).value.trim() === "" ? null : Number($(id).value));
     return { count: Math.max(1, Math.min(500, number("count") || 1)), seed: number("seed") || 0,
              temperature: number("temperature") || 1, topK: number("top_k"), prefix: $("prefix").value,
-             maxLength: doc.sampler.max_length };
+             maxLength: Number(hash.get("max_length")) || doc.sampler.max_length };
   }
   function show() {
     const s = settings(), list = $("letras-words");
