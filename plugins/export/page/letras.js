@@ -223,6 +223,15 @@ const letras = (() => {
   $("letras-form").addEventListener("change", show);
   $("letras-form").addEventListener("submit", (event) => { event.preventDefault(); show(); });
   show();
+  if (hash.has("bench")) {  // #bench=N: milliseconds to draw N words with the page's settings
+    const s = { ...settings(), count: Number(hash.get("bench")) }, start = performance.now();
+    letras.sample(s);
+    const out = document.createElement("pre");
+    out.id = "letras-bench";
+    out.hidden = true;
+    out.textContent = JSON.stringify({ words: s.count, ms: performance.now() - start });
+    document.body.append(out);
+  }
   if (hash.has("probe")) {  // #probe=word,word: the next-letter probabilities, for tests and the curious
     const out = document.createElement("pre");
     out.id = "letras-probe";
