@@ -11,6 +11,8 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "examples" / "letras-gru"))  # the example plugin's source folder
 
 import letras_gru  # noqa: E402
+import torch  # noqa: E402
+
 from letras.core import load_run  # noqa: E402
 from letras.core.testing import registered_plugin, train_tiny  # noqa: E402
 
@@ -41,3 +43,23 @@ def open_run(path: Path):
 
 def plugin():
     return registered_plugin(letras_gru, "gru")
+
+
+def torch_probabilities(trained, word: str) -> torch.Tensor:
+    """The torch model's next-token probabilities after the boundary and after each letter of
+    ``word``, in float64: (letters + 1, V)."""
+    ids = [trained.tokenizer.boundary_id, *trained.tokenizer.encode(word)]
+    with torch.no_grad():
+        return torch.softmax(trained.model(torch.tensor([ids]))[0][0].double(), dim=-1)
+
+
+def round_weights_to_float16(trained) -> None:
+    """Round the model's weights to float16 (nearest even) in place, as a float16 export stores them."""
+    with torch.no_grad():
+        for p in trained.model.parameters():
+            p.copy_(p.half().float())
+
+
+def assert_probabilities(got: list, trained, word: str, atol: float) -> None:
+    torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), torch_probabilities(trained, word),
+                               atol=atol, rtol=0)

@@ -13,11 +13,10 @@ import pytest
 import torch
 
 from conftest import ROOT
-from export_runs import MODELS, WORDS, open_run, plugin, train_runs
+from export_runs import (MODELS, WORDS, assert_probabilities, open_run, plugin, round_weights_to_float16,
+                         train_runs)
 from letras.core import LetrasError, UsageError
-
-sys.path.insert(0, str(ROOT / "plugins" / "export"))
-import sampler as reference  # noqa: E402  (the file users copy: no letras, no torch)
+from letras.plugins.export import sampler as reference  # the file users copy: no letras, no torch
 
 FUSED = [name for name in MODELS if name != "mgu"]
 
@@ -91,6 +90,20 @@ def test_onnx_without_the_package_says_what_to_install(runs, tmp_path, monkeypat
     assert not list(tmp_path.iterdir())  # no file, not even half of one
 
 
+def test_a_model_the_onnx_exporter_refuses_is_named(runs, tmp_path, monkeypatch):
+    needs_onnxruntime()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::mystery' to ONNX opset version 17 is not supported.\nmore")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    with pytest.raises(LetrasError) as error:
+        open_run(runs["lstm"]).export("onnx", tmp_path / "m.onnx")
+    assert str(error.value) == ("cell 'lstm' cannot be exported to onnx: RuntimeError: Exporting the operator "
+                                "'aten::mystery' to ONNX opset version 17 is not supported.")
+    assert not list(tmp_path.iterdir())
+
+
 # -- json and the reference sampler -------------------------------------------------------
 
 @pytest.mark.parametrize("name", FUSED)
@@ -99,8 +112,7 @@ def test_reference_sampler_gives_torchs_probabilities(runs, tmp_path, name):
         trained = open_run(runs[name])
         model = reference.load(str(trained.export("json", tmp_path / "m.json")))
     for word in WORDS:
-        expected = torch.softmax(torch_logits(trained, word).double(), dim=-1)
-        torch.testing.assert_close(torch.tensor(model.probabilities(word), dtype=torch.float64), expected, atol=1e-6, rtol=0)
+        assert_probabilities(model.probabilities(word), trained, word, atol=1e-6)
 
 
 def test_float16_weights_are_the_models_rounded(runs, tmp_path):
@@ -108,12 +120,9 @@ def test_float16_weights_are_the_models_rounded(runs, tmp_path):
     torch computes with those weights."""
     trained = open_run(runs["lstm"])
     model = reference.load(str(trained.export("json", tmp_path / "m.json", dtype="float16")))
-    with torch.no_grad():
-        for p in trained.model.parameters():
-            p.copy_(p.half().float())
+    round_weights_to_float16(trained)
     for word in WORDS:
-        expected = torch.softmax(torch_logits(trained, word).double(), dim=-1)
-        torch.testing.assert_close(torch.tensor(model.probabilities(word), dtype=torch.float64), expected, atol=1e-6, rtol=0)
+        assert_probabilities(model.probabilities(word), trained, word, atol=1e-6)
 
 
 def test_the_document_follows_its_schema(runs, tmp_path):
@@ -155,7 +164,7 @@ def test_reference_sampler_runs_without_torch_or_site_packages(runs, tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: 'ñ': characters 'ñ' are not in")
 
 
-def test_a_hand_written_cell_is_named_in_the_error(runs, tmp_path, invoke):
+def test_a_hand_written_cell_is_named_in_the_error(runs, tmp_path):
     with plugin():
         trained = open_run(runs["mgu"])
         for fmt in ("json", "html"):

@@ -10,16 +10,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
-import torch
 
-from conftest import ROOT
-from export_runs import WORDS, open_run, plugin, train_runs
-
-sys.path.insert(0, str(ROOT / "plugins" / "export"))
-import sampler as reference  # noqa: E402
+from export_runs import WORDS, assert_probabilities, open_run, plugin, round_weights_to_float16, train_runs
+from letras.plugins.export import sampler as reference
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/install-browser "
@@ -88,23 +83,16 @@ def test_page_probabilities_equal_torchs(runs, tmp_path, name):
         page = trained.export("html", tmp_path / "page.html", dtype="float32")
     _, probe = open_page(page, "seed=0&count=2&probe=" + ",".join(WORDS), tmp_path)
     for word in WORDS:
-        ids = [0, *trained.tokenizer.encode(word)]
-        with torch.no_grad():
-            expected = torch.softmax(trained.model(torch.tensor([ids]))[0][0].double(), dim=-1)
-        torch.testing.assert_close(torch.tensor(probe[word], dtype=torch.float64), expected, atol=1e-4, rtol=0)
+        assert_probabilities(probe[word], trained, word, atol=1e-4)
 
 
 def test_float16_page_computes_with_the_rounded_weights(runs, tmp_path):
     trained = open_run(runs["lstm"])
     page = trained.export("html", tmp_path / "page.html")
     _, probe = open_page(page, "probe=" + ",".join(WORDS), tmp_path)
-    with torch.no_grad():
-        for p in trained.model.parameters():
-            p.copy_(p.half().float())
-        for word in WORDS:
-            ids = [0, *trained.tokenizer.encode(word)]
-            expected = torch.softmax(trained.model(torch.tensor([ids]))[0][0].double(), dim=-1)
-            torch.testing.assert_close(torch.tensor(probe[word], dtype=torch.float64), expected, atol=1e-4, rtol=0)
+    round_weights_to_float16(trained)
+    for word in WORDS:
+        assert_probabilities(probe[word], trained, word, atol=1e-4)
 
 
 def test_a_bad_prefix_is_shown_on_the_page(runs, tmp_path):
