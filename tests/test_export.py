@@ -15,7 +15,8 @@ import torch
 from conftest import ROOT
 from export_runs import (MODELS, WORDS, assert_probabilities, open_run, plugin, round_weights_to_float16,
                          train_runs)
-from letras.core import LetrasError, UsageError
+from letras.core import LetrasError, UsageError, hookimpl, load_run
+from letras.core.testing import registered_plugin, train_tiny
 from letras.plugins.export import sampler as reference  # the file users copy: no letras, no torch
 
 FUSED = [name for name in MODELS if name != "mgu"]
@@ -52,7 +53,8 @@ def test_onnx_gives_torchs_logits_at_every_position_of_a_batch(runs, tmp_path, n
         path = trained.export("onnx", tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
-    assert inputs[0] == "ids" and [o.name for o in session.get_outputs()] == ["logits", *[f"{n}_out" for n in inputs[1:]]]
+    outputs = [o.name for o in session.get_outputs()]
+    assert inputs[0] == "ids" and outputs == ["logits", *[f"{n}_out" for n in inputs[1:]]]
     layers = len(trained.model.cell.layers) if hasattr(trained.model.cell, "layers") else trained.model.cell.num_layers
     hidden = trained.config["model"].options.hidden_size
     state = {n: np.zeros((layers, len(WORDS), hidden), np.float32) for n in inputs[1:]}
@@ -132,7 +134,8 @@ def test_the_document_follows_its_schema(runs, tmp_path):
     assert doc["alphabet"] == trained.tokenizer.chars and doc["boundary_id"] == 0 and doc["case"] == "keep"
     net = doc["network"]
     assert (net["input"], net["cell"], net["hidden_size"], len(net["layers"])) == ("embedding", "lstm", 10, 2)
-    assert net["layers"][1]["weight_ih"]["shape"] == [40, 10] and net["head"]["bias"]["shape"] == [len(doc["alphabet"]) + 1]
+    assert net["layers"][1]["weight_ih"]["shape"] == [40, 10]  # 4 gates of 10 units, from the first layer's 10
+    assert net["head"]["bias"]["shape"] == [len(doc["alphabet"]) + 1]
     assert doc["sampler"] == {"temperature": 1.0, "top_k": None, "max_length": 50, "count": 5, "prefix": ""}
     assert doc["corpus"]["words"] == 15 and doc["corpus"]["known"]["count"] == 15
     assert doc["config"]["model"]["num_layers"] == 2
@@ -224,3 +227,33 @@ def test_python_api_and_listing(runs, tmp_path, invoke):
         trained.export("svg", tmp_path / "a.svg")
     listing = invoke("list", "exporters").stdout
     assert all(f"  {fmt} " in listing for fmt in ("onnx", "json", "html")) and "dtype" in listing
+
+
+class WrappedModel(torch.nn.Module):
+    """A plugin's model that is no generator, though it holds one."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        from letras.plugins.recurrent.generator import lstm_generator
+
+        self.inner = lstm_generator(vocab_size, hidden_size=8, embedding_dim=4)
+
+    def forward(self, ids, state=None):
+        return self.inner(ids, state)
+
+
+class WrappedPlugin:
+    @hookimpl
+    def register_models(register):
+        register("wrapped", WrappedModel, help="a generator inside another module")
+
+
+def test_a_plugins_model_exports_to_onnx_and_is_named_by_json(tmp_path):
+    needs_onnxruntime()
+    with registered_plugin(WrappedPlugin, "wrapped"):
+        train_tiny(tmp_path / "run", model={"name": "wrapped"}, trainer={"epochs": 1})
+        trained = load_run(tmp_path / "run")
+        assert trained.export("onnx", tmp_path / "m.onnx").stat().st_size > 0
+        with pytest.raises(LetrasError, match=r"^model 'wrapped' cannot be exported to json: the format knows the "
+                                              r"generator \(embedding, cell, head\) \(try --format onnx\)$"):
+            trained.export("json", tmp_path / "m.json")

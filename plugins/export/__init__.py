@@ -32,7 +32,8 @@ class HtmlOptions(JsonOptions):
     dtype: Literal["float32", "float16"] = option(
         "float16", help="how the weights are stored; float32 doubles the page's weights (float16 moves the default "
                             "model's next-letter probabilities by at most 3e-4)")
-    seed: Optional[int] = option(None, help="the seed of the words shown when the page opens; null = a new one each time")
+    seed: Optional[int] = option(None, help="the seed of the words shown when the page opens; "
+                                            "null = a new one each time")
 
 
 @hookimpl

@@ -40,5 +40,3 @@ def export(run_dir: str, fmt: str, output: str, settings: tuple[str, ...], check
 
 def _size(n: int) -> str:
     return f"{n / 1024:,.0f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:,.1f} MB"
-
-

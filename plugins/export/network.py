@@ -29,11 +29,13 @@ def cell_name(trained: Any) -> str:
 def describe(trained: Any, fmt: str, dtype: str) -> dict[str, Any]:
     """The network section of an exported document: input, cell, layers and head, each
     tensor encoded as ``{"shape", "data"}`` (``encode``)."""
+    from letras.plugins.recurrent.generator import Generator
+
     model = trained.model
-    cell = getattr(model, "cell", None)
-    if not all(hasattr(model, part) for part in ("embedding", "cell", "head")):
+    if not isinstance(model, Generator):  # another model's forward may do anything
         raise LetrasError(f"model '{trained.config['model'].component.name}' cannot be exported to {fmt}: the "
-                          "format knows the generator's layout (embedding, cell, head)", hint="try --format onnx")
+                          "format knows the generator (embedding, cell, head)", hint="try --format onnx")
+    cell = model.cell
     fused = list(cell.layers) if hasattr(cell, "layers") else [cell]  # a LayerStack holds one cell per layer
     kinds = {FUSED_CELLS.get(type(layer)) for layer in fused}
     if None in kinds or len(kinds) != 1:

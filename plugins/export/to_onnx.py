@@ -61,37 +61,42 @@ class OnnxExporter:
 
     def export(self, trained: Any, path: Path) -> None:
         onnx = _require_onnx()
-        from letras.core.assemble import letras_version
-
         model = trained.model.to("cpu").eval()
         boundary = trained.tokenizer.boundary_id
         state = state_layout(model, boundary)
         names = NAMES.get(len(state), [f"state{i}" for i in range(len(state))])
-        batch = {"ids": {0: "batch"}, "logits": {0: "batch"}}
-        batch.update({name: {1: "batch"} for name in names})
-        batch.update({f"{name}_out": {1: "batch"} for name in names})
-        ids = torch.full((2, 1), boundary, dtype=torch.long)
+        outputs = ["logits", *[f"{name}_out" for name in names]]
+        batch = {name: {0: "batch"} for name in ("ids", "logits")}
+        batch.update({name: {1: "batch"} for name in [*names, *outputs[1:]]})
+        # eval mode, so that the exporter restores eval mode, not a new module's training mode
+        step = OneStep(model, len(state)).eval()
+        inputs = (torch.full((2, 1), boundary, dtype=torch.long), *[torch.zeros_like(t) for t in state])
         buffer = io.BytesIO()
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")  # the exporter's notes on tracing and its own deprecation
-                # eval mode, so that the exporter restores eval mode, not the new wrapper's training mode
-                torch.onnx.export(OneStep(model, len(state)).eval(), (ids, *[torch.zeros_like(t) for t in state]), buffer,
-                                  dynamo=False, input_names=["ids", *names],
-                                  output_names=["logits", *[f"{n}_out" for n in names]], dynamic_axes=batch,
-                                  opset_version=self.opset)
+                torch.onnx.export(step, inputs, buffer, dynamo=False, input_names=["ids", *names],
+                                  output_names=outputs, dynamic_axes=batch, opset_version=self.opset)
         except Exception as exc:
-            raise LetrasError(f"cell '{cell_name(trained)}' cannot be exported to onnx: {type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise LetrasError(f"cell '{cell_name(trained)}' cannot be exported to onnx: "
+                              f"{type(exc).__name__}: {first_line}") from None
         graph = onnx.load_from_string(buffer.getvalue())
-        metadata = {"letras_version": letras_version(), "name": trained.config.name,
-                    "alphabet": json.dumps(trained.tokenizer.state().get("chars"), ensure_ascii=False),
-                    "boundary_id": str(boundary), "case": str(trained.tokenizer.state().get("case", "")),
-                    "state": json.dumps(names), "config": json.dumps(trained.config.to_dict(), ensure_ascii=False)}
-        for key, value in metadata.items():
+        for key, value in _metadata(trained, names).items():
             graph.metadata_props.add(key=key, value=value)
         graph.doc_string = f"letras {trained.config.name}: one step of the model (docs/export.md)"
         onnx.save(graph, str(path))
+
+
+def _metadata(trained: Any, names: list[str]) -> dict[str, str]:
+    """What a user of the file needs beside the graph: the alphabet, the boundary, the state's names."""
+    from letras.core.assemble import letras_version
+
+    vocabulary = trained.tokenizer.state()
+    return {"letras_version": letras_version(), "name": trained.config.name,
+            "alphabet": json.dumps(vocabulary.get("chars"), ensure_ascii=False),
+            "boundary_id": str(trained.tokenizer.boundary_id), "case": str(vocabulary.get("case", "")),
+            "state": json.dumps(names), "config": json.dumps(trained.config.to_dict(), ensure_ascii=False)}
 
 
 def _require_onnx() -> Any:
