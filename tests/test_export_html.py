@@ -26,6 +26,7 @@ def chromium(*args, tmp_path):
     profile = tmp_path / "profile"
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+               "--disable-dev-shm-usage",  # containers often give /dev/shm 64 MB
                f"--user-data-dir={profile}", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
