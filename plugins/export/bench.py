@@ -11,9 +11,8 @@ own batched sampler (`letras sample`, many words per recurrent call) is the last
 from __future__ import annotations
 
 import argparse
+import html
 import json
-import math
-import random
 import re
 import shutil
 import subprocess
@@ -32,21 +31,23 @@ def words_per_second(draw: Callable[[int], Any], words: int) -> float:
     return words / (time.perf_counter() - start)
 
 
-def one_at_a_time(step: Callable[[int, Any], tuple], state: Any, boundary: int, seed: int) -> Callable[[int], list]:
-    """A sampler drawing words one after another from ``step(token, state) -> (logits, state)``,
-    with the reference sampler's distribution and generator (temperature 1)."""
+def one_at_a_time(step: Callable[[int, Any], tuple], boundary: int, seed: int) -> Callable[[int], list]:
+    """A sampler drawing words one after another from ``step(token, state) -> (logits, state)``
+    (``state`` None at a word's start), with the reference sampler's draw (temperature 1)."""
     def draw(count: int) -> list:
-        rng, words = reference.Mulberry32(seed), []
+        rng, lengths = reference.Mulberry32(seed), []
         for _ in range(count):
-            logits, s, n = *step(boundary, state), 0
+            logits, state = step(boundary, None)
+            n = 0
             while n < 50:
-                token = reference.draw(reference.distribution(logits, 1.0, None, boundary if n == 0 else None), rng)
+                forbidden = boundary if n == 0 else None  # a word has a letter
+                token = reference.draw(reference.distribution(logits, 1.0, None, forbidden), rng)
                 if token == boundary:
                     break
-                logits, s = step(token, s)
+                logits, state = step(token, state)
                 n += 1
-            words.append(n)
-        return words
+            lengths.append(n)
+        return lengths
     return draw
 
 
@@ -71,7 +72,7 @@ def run(run_dir: str, words: int = 300, threads: int = 1) -> dict[str, Any]:
         logits, state = model(torch.tensor([[token]]), state)
         return logits[0, -1].tolist(), state
 
-    speed["torch, one word at a time"] = words_per_second(one_at_a_time(torch_step, None, 0, 1), words)
+    speed["torch, one word at a time"] = words_per_second(one_at_a_time(torch_step, 0, 1), words)
     speed["onnxruntime, one word at a time"] = _onnx_speed(paths["onnx"], words, threads)
     ref = reference.load(str(paths["json"]))
     speed["sampler.py (plain Python)"] = words_per_second(lambda n: ref.sample(n, seed=1, temperature=1.0),
@@ -99,7 +100,7 @@ def _onnx_speed(path: Path, words: int, threads: int) -> float | None:
         logits, *state = session.run(None, {"ids": np.array([[token]], np.int64), **dict(zip(names, state or zero))})
         return logits[0].tolist(), state
 
-    return words_per_second(one_at_a_time(step, None, 0, 1), words)
+    return words_per_second(one_at_a_time(step, 0, 1), words)
 
 
 def _browser_speed(page: Path, words: int) -> float | None:
@@ -112,7 +113,7 @@ def _browser_speed(page: Path, words: int) -> float | None:
                               f"{page.as_uri()}#count=1&temperature=1&bench={words}"],
                              capture_output=True, text=True, timeout=600).stdout
     found = re.search(r'<pre id="letras-bench"[^>]*>(.*?)</pre>', dom)
-    return None if not found else words / (json.loads(found.group(1).replace("&quot;", '"'))["ms"] / 1000)
+    return None if not found else words / (json.loads(html.unescape(found.group(1)))["ms"] / 1000)
 
 
 def main() -> None:

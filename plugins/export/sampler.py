@@ -21,7 +21,7 @@ import struct
 import sys
 import unicodedata
 from operator import mul
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 FORMAT, FORMAT_VERSION = "letras-model", 1
 Vector = List[float]
