@@ -47,6 +47,11 @@ def register_samplers(register):
 
 
 @hookspec
+def register_exporters(register):
+    """Register exporters: formats a trained run is written to (onnx, html, json, ...)."""
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands to the letras command group."""
 

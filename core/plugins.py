@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "letras.plugins.samplers",
     "letras.plugins.tensorboard",
     "letras.plugins.bench",
+    "letras.plugins.export",
 )
 
 

@@ -11,7 +11,8 @@ from . import options as opts
 from .errors import PluginError, UsageError
 
 # The kinds of component, with the hook that collects each. A pipeline section exists for
-# every kind but "cell", which a generator model names in its options.
+# every kind but "cell", which a generator model names in its options, and "exporter", which
+# `letras export` (or TrainedModel.export) names.
 HOOKS = {
     "corpus": "register_corpora",
     "tokenizer": "register_tokenizers",
@@ -19,9 +20,10 @@ HOOKS = {
     "model": "register_models",
     "trainer": "register_trainers",
     "sampler": "register_samplers",
+    "exporter": "register_exporters",
 }
 PLURALS = {"corpus": "corpora", "tokenizer": "tokenizers", "cell": "cells", "model": "models",
-           "trainer": "trainers", "sampler": "samplers"}
+           "trainer": "trainers", "sampler": "samplers", "exporter": "exporters"}
 
 
 @dataclasses.dataclass(frozen=True)

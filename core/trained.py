@@ -103,6 +103,27 @@ class TrainedModel:
         scores = self.score(words, device=device)
         return [Sample(s.word, s.logprob, None if known is None else s.word not in known) for s in scores]
 
+    def export(self, format: str, path: str | Path, *, overwrite: bool = False, **options: Any) -> Path:
+        """Write the model to ``path`` in a registered export ``format`` (`letras list
+        exporter`: onnx, html, json, a plugin's) with that exporter's ``options``. The file
+        appears whole or not at all; an existing one is kept unless ``overwrite``."""
+        import os
+
+        component = get_host().registry("exporter").get(format)
+        built = cfg.build_options(component, options, "exporter", where=lambda key: f"option {key.split('.')[-1]}")
+        path = Path(path)
+        if path.is_dir() or (path.exists() and not overwrite):
+            raise UsageError("already exists" if path.is_file() else "is a folder", where=str(path),
+                             hint="choose another file" + ("" if path.is_dir() else ", or pass --overwrite"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.part")
+        try:
+            component.build(options=built).export(self, part)
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+        return path
+
     def corpus_words(self, *, required: bool = False) -> list[str] | None:
         """The training corpus as the tokenizer sees it; None if it can no longer be read
         (an error if ``required``)."""

@@ -77,7 +77,7 @@ def test_list_and_plugins(invoke):
     assert "lstm" in result.stdout and "hidden_size" in result.stdout and "default 128" in result.stdout
     assert "generator" in invoke("list", "models").stdout
     data = json.loads(invoke("list", "--json").stdout)
-    assert set(data) == {"corpus", "tokenizer", "cell", "model", "trainer", "sampler"}
+    assert set(data) == {"corpus", "tokenizer", "cell", "model", "trainer", "sampler", "exporter"}
     plugins = json.loads(invoke("plugins", "--json").stdout)
     recurrent = next(p for p in plugins if p["name"] == "letras.plugins.recurrent")
     assert recurrent["registered"] == {"cell": ["lstm", "rnn"], "model": ["generator", "lstm", "rnn"]}
