@@ -96,11 +96,11 @@ def device_has_bf16(device: Any) -> bool:
     return cpu_has_bf16()
 
 
-def resolve_precision(precision: str, device: Any, *, setting: str = "trainer.precision={}") -> str:
+def resolve_precision(precision: str, device: Any, *, setting: str = "precision {}") -> str:
     """The precision to compute in on ``device``: ``auto`` is bf16 where the device computes it
     natively (``device_has_bf16``), else fp32. A choice the device cannot honour is a
-    UsageError whose hint writes the choice as ``setting`` does (``"--precision {}"`` for a
-    command's flag). fp32 probes nothing."""
+    UsageError whose hint writes the choice as ``setting`` does: ``"--precision {}"`` for a
+    command's flag, ``"trainer.precision={}"`` for a trainer's option. fp32 probes nothing."""
     if precision == "fp32":
         return precision
     hint = f"use {setting.format('auto')} (bf16 where the device has it) or {setting.format('fp32')}"

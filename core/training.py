@@ -195,7 +195,8 @@ class TrainingRun:
                 raise LetrasError(f"the {key.replace('_', ' ')} became {value} at epoch "
                                   f"{metrics.get('epoch')}: training diverged; the last good "
                                   "checkpoint is kept",
-                                  hint="lower the learning rate (trainer.lr) or set trainer.grad_clip")
+                                  hint="lower the learning rate, or clip the gradients: see the trainer's "
+                                       "options with `letras list trainer`")
         self.history.append(dict(metrics))
         self.progress.line(_format_metrics(metrics), force=False)
         # The checkpoint first: the first save is where a replaced run's files go away.

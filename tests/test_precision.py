@@ -68,7 +68,7 @@ def test_a_probe_that_raises_means_no_bfloat16(monkeypatch):
 def test_auto_is_fp32_and_bf16_a_clear_error_without_bfloat16(no_bf16):
     assert resolve_precision("auto", CPU) == "fp32"
     with pytest.raises(UsageError, match="a CPU needs AVX512-BF16 or AMX") as error:
-        resolve_precision("bf16", CPU)
+        resolve_precision("bf16", CPU, setting="trainer.precision={}")
     assert "use trainer.precision=auto" in str(error.value)
 
 

@@ -62,7 +62,7 @@ class WordResetTrainer:
         device = run.device(o.device)
         train_words, val_words = run.split(words, o.val_fraction)
         train, val = WordBatches(train_words, device), WordBatches(val_words, device)
-        precision = resolve_precision(o.precision, device)
+        precision = resolve_precision(o.precision, device, setting="trainer.precision={}")
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
         net = run.wrap(model)  # under torchrun: gradients averaged over the processes
