@@ -54,9 +54,9 @@ class BeamSampler:
                 if score == float("-inf") or len(keep_rows) == self.width:
                     break
                 row, token = divmod(index, vocab)
-                if token == b:
+                if token == b or t == steps - 1:  # the end, or a word as long as max_length
                     if rank < self.width:
-                        finished.append((score, beams[row]))
+                        finished.append((score, beams[row] + ([] if token == b else [token])))
                 else:
                     keep_rows.append(row)
                     keep_ids.append(token)
