@@ -6,11 +6,11 @@ tokens the word may draw when it has ``left`` tokens of room, the boundary inclu
 
     need[s, v] = 1 + dist[next[s, v]]   (tokens an accepted word takes from here via v)
     need[s, boundary] = 0 if s accepts else never
-    allowed = need[state] <= left
+    blocked[s, left] = need[s] > left   (computed once: left beyond the largest need is alike)
 
-a gather of a table computed once, plus a lookup of the trie's few exceptions for the words
-still on it. ``apply`` gives the disallowed tokens probability zero; ``step`` moves the
-states on by the drawn tokens. Built-in samplers use it; a plugin's sampler can too.
+so that a step is a gather of rows of ``blocked``, plus a lookup of the trie's few exceptions
+for the words still on it. ``apply`` gives the blocked tokens probability zero; ``step``
+moves the states on by the drawn tokens. Built-in samplers use it; a plugin's sampler can too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 from .constraints import Automaton
 
 NEVER = 1 << 30
+ALLOWED, SOONEST, BLOCKED = 0, 1, 2  # what codes() says of each token
+TABLE_BYTES = 64 << 20  # the most the blocked table may take; past it, need is compared per step
 
 
 class LetterMask:
@@ -36,6 +38,14 @@ class LetterMask:
             row[a.boundary] = 0 if a.accepting[s] else NEVER
             moves[s][a.boundary] = s  # a finished word's row stays where it ended
         self.need = torch.tensor(need, dtype=torch.int32, device=device)  # (S, V)
+        finite = [n for row in need for n in row if n < NEVER]
+        self.cap = max(finite, default=0)  # left beyond this allows what this allows
+        self.boundary = a.boundary
+        self.code_table = None
+        if len(need) * (self.cap + 1) * vocab <= TABLE_BYTES:
+            room = torch.arange(self.cap + 1, device=device)
+            need_at = self.need[:, None, :].expand(-1, self.cap + 1, -1).reshape(-1, vocab)
+            self.code_table = self._codes(need_at, room.repeat(len(need)))  # (S * (cap+1), V)
         self.moves = torch.tensor(moves, dtype=torch.long, device=device)  # (S, V)
         self.vocab = vocab
         trie = a.trie
@@ -62,29 +72,56 @@ class LetterMask:
             raise UsageError("no word with this prefix meets the constraints", where="prefix")
         return torch.tensor([at], dtype=torch.long, device=self.need.device).expand(words, 2).clone()
 
-    def allowed(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
-        """(B, V) bool: the tokens each of the words in ``states`` (B, 2) may draw with
-        ``left`` (B,) tokens of room (an int: the same for all)."""
-        need = self.need[states[:, 0]]  # (B, V)
+    def codes(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
+        """(B, V) uint8, for each of the words in ``states`` (B, 2) with ``left`` (B,) tokens of
+        room (an int: the same for all): BLOCKED for the tokens it may not draw, SOONEST for
+        those that finish an accepted word in the fewest tokens when it may not end here,
+        ALLOWED for the rest."""
+        if not isinstance(left, torch.Tensor):
+            left = torch.full((len(states),), left, dtype=torch.long, device=states.device)
+        if self.code_table is not None:
+            codes = self.code_table[states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap)]
+        else:
+            codes = self._codes(self.need[states[:, 0]], left)
         on = (states[:, 1] >= 0).nonzero().squeeze(1)
-        if len(on) and len(self.exception_token):
+        if len(on) and len(self.exception_token):  # the words on the trie: their nodes' exceptions
+            need = self.need[states[on, 0]]
             nodes = states[on, 1]
             first, count = self.exception_start[nodes], self.exception_start[nodes + 1] - self.exception_start[nodes]
             total = int(count.sum())
             if total:
-                rows = on.repeat_interleave(count, output_size=total)
+                rows = torch.arange(len(on), device=need.device).repeat_interleave(count, output_size=total)
                 begins = (count.cumsum(0) - count).repeat_interleave(count, output_size=total)
                 index = torch.arange(total, device=need.device) - begins + first.repeat_interleave(count, output_size=total)
-                need = need.clone()
                 need[rows, self.exception_token[index]] = self.exception_need[index]
-        left = left[:, None] if isinstance(left, torch.Tensor) else left
-        return need <= left
+                codes[on] = self._codes(need, left[on])
+        return codes
 
-    def apply(self, logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """``logits`` with the disallowed tokens at -inf. A token the model itself gives no
-        chance (-inf) stays below every token it gives one, yet is drawn rather than nothing
-        when the constraints leave no other."""
-        return torch.where(allowed, logits.clamp(min=-1e4), float("-inf"))
+    def blocked(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
+        """(B, V) bool: the tokens each word may not draw (see ``codes``)."""
+        return self.codes(states, left) == BLOCKED
+
+    def _codes(self, need: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+        blocked = need > left[:, None]
+        fewest = need.masked_fill(blocked, NEVER).min(dim=1, keepdim=True).values
+        soonest = (need == fewest) & ~blocked & blocked[:, self.boundary, None]
+        return torch.where(blocked, BLOCKED, torch.where(soonest, SOONEST, ALLOWED)).to(torch.uint8)
+
+    def apply(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``logits`` (changed in place) with the blocked tokens at -inf, and, where the word
+        may not end, the probability the model gave to its end moved onto the tokens that
+        finish it soonest, in proportion to theirs: where the model would end a word, the
+        constraints end it as soon as they can, rather than spread that probability over every
+        letter and let the word run on to --max-length.
+
+        A token the model itself gives no chance (-inf) stays below every token it gives one,
+        yet is drawn rather than nothing when the constraints leave no other."""
+        logits.clamp_(min=-1e4)
+        soonest = codes == SOONEST
+        # log(1 + p(end) / p(soonest tokens)), added to each soonest token's logit
+        spread = torch.logsumexp(logits.masked_fill(~soonest, float("-inf")), dim=1) - logits[:, self.boundary]
+        logits.add_(torch.where(soonest, torch.nn.functional.softplus(-spread)[:, None], 0.0))
+        return logits.masked_fill_(codes == BLOCKED, float("-inf"))
 
     def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The states after each word draws its token in ``ids`` (B,)."""

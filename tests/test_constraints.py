@@ -123,13 +123,21 @@ def word_probability(word: str) -> float:
 
 
 def steered_probability(word: str, accepted: set[str]) -> float:
-    """The step-wise renormalised probability: at each step, the letters (and the end) that
-    can still become an accepted word, brute force."""
-    probs, last, p = Bigram.TABLE.softmax(-1), 0, 1.0
+    """The steered probability, brute force: at each step, the letters (and the end) that can
+    still become an accepted word, renormalised; where the word may not end, the end's
+    probability goes to the letters of the shortest accepted words, in proportion to theirs."""
+    probs, last, p = Bigram.TABLE.softmax(-1).tolist(), 0, 1.0
     for i, t in enumerate([" ab".index(c) for c in word] + [0]):
         begun = word[:i]
-        ok = [begun in accepted] + [any(w.startswith(begun + x) for w in accepted) for x in "ab"]
-        p *= float(probs[last, t]) / sum(float(probs[last, j]) for j in range(3) if ok[j])
+        fewest = [min((len(w) for w in accepted if w.startswith(begun + x)), default=None) for x in "ab"]
+        weights = [probs[last][0] if begun in accepted else 0.0] + \
+                  [probs[last][j + 1] if fewest[j] is not None else 0.0 for j in range(2)]
+        if begun not in accepted:
+            soonest = [j + 1 for j in range(2) if fewest[j] is not None and fewest[j] == min(filter(None, fewest))]
+            share = sum(weights[j] for j in soonest)
+            for j in soonest:
+                weights[j] += probs[last][0] * weights[j] / share
+        p *= weights[t] / sum(weights)
         last = t
     return p
 

@@ -44,7 +44,7 @@ class BeamSampler:
         for t in range(steps):
             candidates = scores[:, None] + torch.log_softmax(logits[:, -1].double(), dim=-1)  # (W, V)
             if mask is not None:
-                candidates = candidates.masked_fill(~mask.allowed(at, steps - t), float("-inf"))
+                candidates = candidates.masked_fill(mask.blocked(at, steps - t), float("-inf"))
             if t == 0 and not prefix_ids:
                 candidates[:, b] = float("-inf")  # a word has at least one letter
             vocab = candidates.shape[1]

@@ -55,7 +55,7 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
     split into rows, so the tree is then the root alone."""
     vocab = logits.shape[-1]
     if mask is not None:
-        logits = mask.apply(logits, mask.allowed(at, depth + 1))
+        logits = mask.apply(logits, mask.codes(at, depth + 1))
     child = [torch.full((1, vocab), -1, dtype=torch.long, device=logits.device)]
     if select_rows(state, torch.zeros(1, dtype=torch.long, device=logits.device), 1) is None:
         return PrefixTree(logits, None, child[0], at)
@@ -78,7 +78,7 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
         out = out[:, -1].float()
         if mask is not None:  # the new level is len(levels) letters past the root
             constraint.append(mask.step(constraint[-1][node], letter))
-            out = mask.apply(out, mask.allowed(constraint[-1], depth + 1 - len(levels)))
+            out = mask.apply(out, mask.codes(constraint[-1], depth + 1 - len(levels)))
         visits = visits[node, letter][:, None] * torch.softmax(out, dim=-1)
         levels.append(out)
         states.append(after)

@@ -131,7 +131,7 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
         logits, state = model(ids[:, None], state)
         logits = logits[:, -1].float()
         if mask is not None:
-            logits = mask.apply(logits, mask.allowed(at, steps - position))
+            logits = mask.apply(logits, mask.codes(at, steps - position))
         ids = draw(cdf(logits), generator)  # (B,)
         if mask is not None:
             at = mask.step(at, ids)
