@@ -21,6 +21,7 @@ blocked without ever leaving a word with no way out. Nothing here imports torch.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,9 @@ class Automaton:
     start: int
     trie: Trie | None = None
     encode: Callable[[str], list[int] | None] = lambda word: None
+    decode: Callable[[list[int]], str] = lambda ids: ""
+    normalize: Callable[[str], str] = lambda word: word
+    letters: dict[str, int] | None = None  # each character's id, when every token is one character
 
     def walk(self, ids: Sequence[int], at: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """The (state, trie node; -1 off the trie) after ``ids`` from ``at`` (the start),
@@ -163,25 +167,32 @@ class Automaton:
             state = self.next[state][i]
             if state < 0:
                 return None
-            node = self.trie.child(node, i) if node >= 0 else -1
+            node = self.trie.child_of(node, i) if node >= 0 else -1
         return state, node
 
     def accepts(self, word: str) -> bool:
         """Whether ``word`` (as the tokenizer normalises it) meets every constraint."""
         ids = self.encode(word)
-        at = None if ids is None else self.walk(ids)
-        if at is None or (self.constraints.max_length is not None and len(ids) > self.constraints.max_length):
-            return False
-        state, node = at
-        return self.accepting[state] and not (node >= 0 and self.trie.end[node])
+        state = self.start
+        for i in ids or [-1]:
+            state = self.next[state][i] if i >= 0 else -1
+            if state < 0:
+                return False
+        too_long = self.constraints.max_length is not None and len(ids) > self.constraints.max_length
+        return self.accepting[state] and not too_long and self.decode(ids) not in self.excluded
+
+    @functools.cached_property
+    def excluded(self) -> frozenset[str]:
+        """The excluded words as the tokenizer writes them (read by ``accepts`` alone)."""
+        return frozenset(map(self.normalize, self.constraints.exclude))
 
     def shortest(self) -> int:
         """The fewest tokens of an accepted word."""
-        return self.trie.dist[0] if self.trie else self.dist[self.start]
+        return min(int(self.trie.dist[0]), INF) if self.trie else self.dist[self.start]
 
     def count_words(self, max_length: int, limit: int) -> int:
         """How many words of at most ``max_length`` tokens are accepted (at most ``limit``)."""
-        excluded = sum(1 for n in self.trie.ends(max_length)) if self.trie else 0
+        excluded = self.trie.excluded(max_length) if self.trie else 0
         limit += excluded
         ways = [int(a) for a in self.accepting]  # accepted words of exactly k more tokens from each state
         total = list(ways)
@@ -234,7 +245,8 @@ def compile_constraints(constraints: Constraints, tokenizer: Any) -> Automaton:
     if tables is None:
         raise UsageError(f"no word meets all these constraints together: {constraints.describe()}")
     automaton = Automaton(constraints, tokenizer.vocab_size, tokenizer.boundary_id, *tables,
-                          encode=lambda word: _encode(tokenizer, word))
+                          encode=lambda word: _encode(tokenizer, word), decode=tokenizer.decode,
+                          normalize=tokenizer.normalize, letters=_letters(tokenizer, texts))
     if constraints.exclude:
         automaton.trie = Trie.build(automaton, constraints.exclude)
     _refuse_if_too_long(automaton)
@@ -336,6 +348,14 @@ def _encode(tokenizer: Any, word: str) -> list[int] | None:
         return tokenizer.encode(word)
     except UsageError:
         return None
+
+
+def _letters(tokenizer: Any, texts: list[str]) -> dict[str, int] | None:
+    """Each character's id, if every token but the boundary is one character that encodes to
+    it alone; else None."""
+    letters = {t: v for v, t in enumerate(texts) if v != tokenizer.boundary_id}
+    ok = all(len(t) == 1 and _encode(tokenizer, t) == [v] for t, v in letters.items())
+    return letters if ok else None
 
 
 def _refuse_if_too_long(automaton: Automaton) -> None:

@@ -49,18 +49,14 @@ class LetterMask:
         self.moves = torch.tensor(moves, dtype=torch.long, device=device)  # (S, V)
         self.vocab = vocab
         trie = a.trie
-        keys, child, starts, letters, needs = [], [], [0], [], []
-        for node in range(len(trie) if trie else 0):
-            for v, c in sorted(trie.children[node].items()):
-                keys.append(node * vocab + v)
-                child.append(c)
-            letters += [v for v, _ in trie.exceptions[node]]
-            needs += [min(n, NEVER) for _, n in trie.exceptions[node]]
-            starts.append(len(letters))
-        tensor = lambda xs, dtype=torch.long: torch.tensor(xs, dtype=dtype, device=device)
-        self.keys, self.child = tensor(keys), tensor(child)  # (E,): node * V + token, sorted; the child
-        self.exception_start = tensor(starts)  # (N + 1,): each node's exceptions, a slice of:
-        self.exception_token, self.exception_need = tensor(letters), tensor(needs, torch.int32)
+        empty = torch.zeros(0, dtype=torch.long)
+        self.keys = (trie.keys if trie else empty).to(device)  # (E,): node * V + token, sorted
+        self.child = (trie.child if trie else empty).to(device)  # (E,): the node it leads to
+        # each node's exceptions, padded with the spare column V, whose need is never read:
+        # (N, K) tokens and needs, scattered into a word's row of need
+        self.exception_token = (trie.exception_token if trie else empty.view(0, 0)).to(device)
+        self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
+        self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
 
     def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
         """The states (words, 2) of words that begin with ``prefix_ids``; the prefix must
@@ -83,18 +79,11 @@ class LetterMask:
             codes = self.code_table[states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap)]
         else:
             codes = self._codes(self.need[states[:, 0]], left)
-        on = (states[:, 1] >= 0).nonzero().squeeze(1)
-        if len(on) and len(self.exception_token):  # the words on the trie: their nodes' exceptions
-            need = self.need[states[on, 0]]
+        if self.exception_token.shape[1]:  # the words on the trie: their nodes' exceptions
+            on = (states[:, 1] >= 0).nonzero().squeeze(1)
             nodes = states[on, 1]
-            first, count = self.exception_start[nodes], self.exception_start[nodes + 1] - self.exception_start[nodes]
-            total = int(count.sum())
-            if total:
-                rows = torch.arange(len(on), device=need.device).repeat_interleave(count, output_size=total)
-                begins = (count.cumsum(0) - count).repeat_interleave(count, output_size=total)
-                index = torch.arange(total, device=need.device) - begins + first.repeat_interleave(count, output_size=total)
-                need[rows, self.exception_token[index]] = self.exception_need[index]
-                codes[on] = self._codes(need, left[on])
+            need = self.need_spare[states[on, 0]].scatter_(1, self.exception_token[nodes], self.exception_need[nodes])
+            codes[on] = self._codes(need[:, :-1], left[on])
         return codes
 
     def blocked(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
@@ -118,9 +107,11 @@ class LetterMask:
         yet is drawn rather than nothing when the constraints leave no other."""
         logits.clamp_(min=-1e4)
         soonest = codes == SOONEST
-        # log(1 + p(end) / p(soonest tokens)), added to each soonest token's logit
-        spread = torch.logsumexp(logits.masked_fill(~soonest, float("-inf")), dim=1) - logits[:, self.boundary]
-        logits.add_(torch.where(soonest, torch.nn.functional.softplus(-spread)[:, None], 0.0))
+        if logits.device.type == "cpu" and not soonest.any():  # (on a GPU, asking would wait for it)
+            return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+        # p(soonest tokens) / p(end), then log(1 + p(end) / p(soonest tokens)) added to their logits
+        ratio = ((logits - logits[:, self.boundary, None]).clamp_(max=80.0).exp_() * soonest).sum(dim=1)
+        logits.add_(soonest * ratio.clamp_(min=1e-30).reciprocal_().log1p_()[:, None])
         return logits.masked_fill_(codes == BLOCKED, float("-inf"))
 
     def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
