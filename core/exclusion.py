@@ -102,12 +102,16 @@ def _walk(automaton: Automaton, ids: Any, length: Any) -> Any:
     import torch
 
     moves = torch.tensor(automaton.next, dtype=torch.long)  # (S, V), -1: out
+    order = torch.argsort(length, descending=True)  # the words still going at d come first
+    going = (len(ids) - torch.bincount(length, minlength=ids.shape[1] + 1).cumsum(0)).tolist()
+    ids_by_length = ids[order]
     state = torch.full((len(ids),), automaton.start, dtype=torch.long)
     states = torch.full_like(ids, -1)
     for d in range(ids.shape[1]):
-        going = (d < length) & (state >= 0)
-        state = torch.where(going, moves[state.clamp(min=0), ids[:, d].clamp(min=0)], state)
-        states[:, d] = torch.where(d < length, state, -1)
+        k = going[d]
+        now = state[:k]
+        state[:k] = now = torch.where(now >= 0, moves[now.clamp(min=0), ids_by_length[:k, d]], -1)
+        states[order[:k], d] = now
     return states
 
 
