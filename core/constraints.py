@@ -22,23 +22,16 @@ blocked without ever leaving a word with no way out. Nothing here imports torch.
 from __future__ import annotations
 
 import functools
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import UsageError
 from .exclusion import Trie
+from .matchers import Literal, Pattern, fold
 
 INF = 1 << 30  # dist of a state that cannot reach acceptance
 MAX_STATES = 200_000  # a product larger than this is refused: it would not fit the tables
-
-
-def fold(text: str) -> str:
-    """``text`` without accents and case: NFD, combining marks dropped, casefolded. Banned
-    substrings are compared so ("culo" bans "Culó")."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 @dataclass(frozen=True)
@@ -65,81 +58,6 @@ class Constraints:
                  f"--min-length {self.min_length}" if self.min_length > 1 else "",
                  f"--max-length {self.max_length}" if self.max_length is not None else ""]
         return " ".join(p for p in parts if p)
-
-
-class _Literal:
-    """A string matched against the word's characters, a KMP automaton: the state is how
-    many of its characters the text read so far ends with. ``mode``: prefix, suffix,
-    contains, ban."""
-
-    def __init__(self, text: str, mode: str, key: Callable[[str], str] = lambda c: c):
-        self.text, self.mode, self.key = text, mode, key
-        self.start = 0
-        self._back = [0] * (len(text) + 1)  # the KMP failure function
-        k = 0
-        for i in range(1, len(text)):
-            while k and text[i] != text[k]:
-                k = self._back[k]
-            k += text[i] == text[k]
-            self._back[i + 1] = k
-
-    def step(self, k: int | None, char: str) -> int | None:
-        n = len(self.text)
-        for c in self.key(char):
-            if self.mode == "prefix":
-                if k >= n:
-                    continue
-                if c != self.text[k]:
-                    return None
-                k += 1
-                continue
-            if self.mode == "contains" and k == n:
-                return k
-            while k and (k == n or c != self.text[k]):
-                k = self._back[k]
-            k += c == self.text[k]
-            if self.mode == "ban" and k == n:
-                return None
-        return k
-
-    def accepts(self, k: int) -> bool:
-        return self.mode == "ban" or k == len(self.text)
-
-
-class _Pattern:
-    """A regular expression (greenery's automaton), matched over the whole word. A model
-    letter stands for every character the tokenizer normalises to it ('V' and 'v' under
-    case: upper), so the state is the set of the expression's states the word can be in."""
-
-    def __init__(self, pattern: str, normalize: Callable[[str], str]):
-        try:
-            from greenery import parse
-        except ImportError:  # pragma: no cover - a dependency of letras
-            raise UsageError("--pattern needs greenery", hint="pip install greenery") from None
-        try:
-            self.fsm = parse(pattern).to_fsm()
-        except Exception as exc:  # greenery raises its own types for unsupported syntax
-            raise UsageError(f"cannot read the regular expression: {exc}", where=f"--pattern {pattern!r}",
-                             hint="greenery reads | () [] . * + ? {m,n}; no lookarounds or backreferences") from None
-        self.normalize = normalize
-        live = [s for s in self.fsm.states if self.fsm.islive(s)]
-        self.start = frozenset([self.fsm.initial]) if self.fsm.initial in live else frozenset()
-        self._live = frozenset(live)
-        self._classes: dict[str, list[Any]] = {}
-
-    def _classes_of(self, char: str) -> list[Any]:
-        if char not in self._classes:
-            spellings = {x for x in {char, char.lower(), char.upper()} if len(x) == 1 and self.normalize(x) == char}
-            self._classes[char] = [k for k in self.fsm.alphabet for x in spellings | {char} if k.accepts(x)]
-        return self._classes[char]
-
-    def step(self, states: frozenset, char: str) -> frozenset | None:
-        after = frozenset(self.fsm.map[s][k] for s in states for k in self._classes_of(char)
-                          if k in self.fsm.map[s]) & self._live
-        return after or None
-
-    def accepts(self, states: frozenset) -> bool:
-        return bool(states & self.fsm.finals)
 
 
 @dataclass
@@ -255,12 +173,12 @@ def compile_constraints(constraints: Constraints, tokenizer: Any) -> Automaton:
 
 def _parts(constraints: Constraints, tokenizer: Any) -> list[tuple[str, Any]]:
     """The automaton of each request, with the flag that asked for it."""
-    def literal(text: str, mode: str, flag: str) -> tuple[str, _Literal]:
+    def literal(text: str, mode: str, flag: str) -> tuple[str, Literal]:
         where = f"{flag} {text!r}"
         if not text:
             raise UsageError("an empty string", where=where)
         tokenizer.encode(text, source=where)  # a letter the model never saw is named
-        return where, _Literal(tokenizer.normalize(text), mode)
+        return where, Literal(tokenizer.normalize(text), mode)
 
     parts = []
     if constraints.prefix:
@@ -269,13 +187,13 @@ def _parts(constraints: Constraints, tokenizer: Any) -> list[tuple[str, Any]]:
         parts.append(literal(constraints.suffix, "suffix", "--suffix"))
     parts += [literal(c, "contains", "--contains") for c in constraints.contains]
     if constraints.pattern is not None:
-        parts.append((f"--pattern {constraints.pattern!r}", _Pattern(constraints.pattern, tokenizer.normalize)))
+        parts.append((f"--pattern {constraints.pattern!r}", Pattern(constraints.pattern, tokenizer.normalize)))
     for banned in constraints.ban:
         key = (lambda c: c) if constraints.ban_exact else fold
         text = tokenizer.normalize(banned) if constraints.ban_exact else fold(banned)
         if not text:
             raise UsageError("an empty string bans nothing", where=f"--ban {banned!r}")
-        parts.append((f"--ban {banned!r}", _Literal(text, "ban", key)))
+        parts.append((f"--ban {banned!r}", Literal(text, "ban", key)))
     return parts
 
 

@@ -1,16 +1,17 @@
 """The constraints' automaton as tensors: which tokens each word may draw next.
 
 A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node)``
-(node -1 off the trie of excluded words). At each step ``allowed(states, left)`` says which
+(node -1 off the trie of excluded words). At each step ``codes(states, left)`` says which
 tokens the word may draw when it has ``left`` tokens of room, the boundary included:
 
     need[s, v] = 1 + dist[next[s, v]]   (tokens an accepted word takes from here via v)
     need[s, boundary] = 0 if s accepts else never
     blocked[s, left] = need[s] > left   (computed once: left beyond the largest need is alike)
 
-so that a step is a gather of rows of ``blocked``, plus a lookup of the trie's few exceptions
-for the words still on it. ``apply`` gives the blocked tokens probability zero; ``step``
-moves the states on by the drawn tokens. Built-in samplers use it; a plugin's sampler can too.
+so that a step is a gather of rows of a table (blocked, or the fewest-tokens way on where the
+word may not end), plus a scatter of the trie's few exceptions for the words still on it.
+``apply`` gives the blocked tokens probability zero; ``step`` moves the states on by the
+drawn tokens. Built-in samplers use it; a plugin's sampler can too.
 """
 
 from __future__ import annotations
