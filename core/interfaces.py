@@ -101,5 +101,12 @@ class Sampler(Protocol):
     """Draws new words. Built as ``factory(**options)``."""
 
     def sample(self, model: Any, tokenizer: Tokenizer, *, seed: int | None = None,
-               device: str = "cpu") -> list[str]:
-        """New words, decoded; the options (count, prefix, ...) were given to the factory."""
+               device: str = "cpu", constraint: Any = None) -> list[str]:
+        """New words, decoded; the options (count, prefix, ...) were given to the factory.
+
+        ``constraint`` (optional to accept): a ``letras.core.constraints.Automaton`` every
+        word must be accepted by (suffix, pattern, banned substrings, excluded words, ...);
+        ``letras.core.letter_mask.LetterMask`` gives, for each word's state, the tokens it
+        may draw next. It is passed only when the user asks for constraints; a sampler whose
+        ``sample`` takes no ``constraint`` keeps working without them, and a request for
+        constraints on it is refused with a pointer to ``--exact``, which filters its words."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from . import config as cfg
 from .assemble import build_model, load_words
@@ -42,20 +42,65 @@ class TrainedModel:
     checkpoint: dict[str, Any] | None = None
 
     def sample(self, *, seed: int | None = None, device: str = "cpu", precision: str = "fp32",
-               **options: Any) -> list[str]:
+               suffix: str | None = None, contains: Sequence[str] = (), pattern: str | None = None,
+               ban: Sequence[str] = (), ban_exact: bool = False, exclude: Iterable[str] = (),
+               min_length: int | None = None, novel: bool = False, unique: bool = False,
+               exact: bool = False, max_draws: int | None = None, **options: Any) -> list[str]:
         """Words from the run's sampler; ``options`` override its config (count, prefix, ...).
         ``precision`` bf16 (or auto: bf16 where the device has it) drew about 20% more words/s
-        on a CPU with AVX512-BF16, 1,000 at a time; fp32 keeps the probabilities exact."""
+        on a CPU with AVX512-BF16, 1,000 at a time; fp32 keeps the probabilities exact.
+
+        Constraints, all met by every word (``letras.core.constrained``): ``suffix``,
+        ``contains`` (each string), ``pattern`` (a regular expression the whole word
+        matches), ``ban`` (substrings never in a word, compared without case and accents
+        unless ``ban_exact``), ``exclude`` (words never given), ``novel`` (nor any word of
+        the corpus), ``unique`` (no word twice), ``min_length``, with the sampler's
+        ``prefix`` and ``max_length``. Each letter is steered to meet them; ``exact`` draws
+        freely instead and keeps the words that meet them (the model's distribution
+        conditioned on them), at most ``max_draws`` draws."""
+        from .constrained import default_max_draws, draw_exact, draw_steered, takes_constraint
+        from .constraints import Constraints
+
+        sampler, sampler_options = self._sampler(options)
+        constrained = (suffix or contains or pattern is not None or ban or exclude or min_length
+                       or novel or unique or exact)
+        if not constrained:
+            return self._draw(sampler, seed, device, precision)
+        constraints = Constraints(
+            prefix=getattr(sampler_options, "prefix", ""), suffix=suffix or "", contains=tuple(contains),
+            pattern=pattern, ban=tuple(ban), ban_exact=ban_exact, min_length=max(min_length or 1, 1),
+            max_length=getattr(sampler_options, "max_length", None),
+            exclude=frozenset(exclude) | frozenset(self.corpus_words(required=True) if novel else ()))
+        if not exact and not takes_constraint(sampler):
+            raise UsageError(f"the sampler '{self.config['sampler'].component.name}' takes no constraints",
+                             hint="add --exact: it draws freely and keeps the words that meet them")
+        count = getattr(sampler_options, "count", 1)
+
+        def draw(n: int, round_seed: int, automaton: Any, max_length: int | None) -> list[str]:
+            changed = {"count": n, **({"max_length": max_length} if max_length else {})}
+            changed = {k: v for k, v in changed.items() if hasattr(sampler_options, k)}
+            built, _ = self._sampler({**options, **changed})
+            return self._draw(built, round_seed, device, precision, automaton)
+
+        how = draw_exact if exact else draw_steered
+        return how(draw, constraints, self.tokenizer, count, unique=unique,
+                   max_draws=max_draws or default_max_draws(count), seed=seed)
+
+    def _sampler(self, options: dict[str, Any]) -> tuple[Any, Any]:
+        """The run's sampler, built with ``options`` over its config, and its options."""
         section = self.config["sampler"]
         values = {**dataclasses.asdict(section.options),
                   **{k: v for k, v in options.items() if v is not None}}
         sampler_options = cfg.build_options(section.component, values, "sampler", where=_option_where)
-        sampler = section.component.build(options=sampler_options)
+        return section.component.build(options=sampler_options), sampler_options
+
+    def _draw(self, sampler: Any, seed: int | None, device: str, precision: str, constraint: Any = None) -> list[str]:
         torch_device = resolve_device(device)
         compute = resolve_precision(precision, torch_device, setting="--precision {}")
         self.model.to(torch_device)
+        extra = {} if constraint is None else {"constraint": constraint}
         with autocast(torch_device, compute):
-            return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device)
+            return sampler.sample(self.model, self.tokenizer, seed=seed, device=torch_device, **extra)
 
     def with_sampler(self, name: str, **options: Any) -> TrainedModel:
         """The same model with another registered sampler (``greedy``, ``beam``, a plugin's),
@@ -68,39 +113,16 @@ class TrainedModel:
     def generate(self, count: int, *, novel: bool = False, unique: bool = False,
                  min_length: int | None = None, seed: int | None = None, device: str = "cpu",
                  precision: str = "fp32", max_draws: int | None = None, **options: Any) -> list[Sample]:
-        """Exactly ``count`` words with their log-probabilities, drawn in batches and
-        rejected until they fit: ``novel`` (not in the corpus, after the tokenizer's
-        normalisation), ``unique``, ``min_length``. At most ``max_draws`` words are drawn
-        (default 200 per word asked for); fewer fitting words than asked is an error."""
-        import random
-
+        """Exactly ``count`` words with their log-probabilities, under the constraints
+        ``sample`` takes (``novel``: not in the corpus, after the tokenizer's normalisation;
+        ``unique``; ``min_length``; ``suffix``, ``pattern``, ...)."""
         if count < 1:
             raise UsageError(f"count must be at least 1, got {count}")
-        corpus = self.corpus_words(required=novel)  # novelty needs the corpus; the flag does not
-        known = None if corpus is None else set(corpus)
-        max_draws = max_draws or 200 * count
-        rng = random.Random(seed)
-        kept: dict[str, None] = {}
-        words: list[str] = []
-        drawn = 0
-        while len(words) < count and drawn < max_draws:
-            batch = min(max(2 * (count - len(words)), 256), max_draws - drawn, 10_000)
-            for word in self.sample(seed=rng.randrange(2**62), device=device, precision=precision, count=batch,
-                                    **options):
-                drawn += 1
-                if (novel and word in known) or (unique and word in kept) or \
-                        (min_length is not None and len(word) < min_length):
-                    continue
-                kept[word] = None
-                words.append(word)
-                if len(words) == count:
-                    break
-        if len(words) < count:
-            wanted = " ".join(f for f, on in (("novel", novel), ("unique", unique)) if on)
-            raise LetrasError(f"the model gave only {len(words)} {wanted} words of the {count} asked for "
-                              f"in {drawn:,} draws",
-                              hint="ask for fewer, raise the temperature, or train on more words")
+        known = self.corpus_words(required=novel)  # novelty needs the corpus; the flag does not
+        words = self.sample(seed=seed, device=device, precision=precision, novel=novel, unique=unique,
+                            min_length=min_length, max_draws=max_draws, count=count, **options)
         scores = self.score(words, device=device)
+        known = None if known is None else set(known)
         return [Sample(s.word, s.logprob, None if known is None else s.word not in known) for s in scores]
 
     def export(self, format: str, path: str | Path, *, overwrite: bool = False, **options: Any) -> Path:

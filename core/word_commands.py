@@ -27,9 +27,24 @@ checkpoint_option = click.option(
 @click.option("--top-p", type=float, default=None, help="Draw only from the likeliest letters that make up p of the probability.")
 @click.option("--prefix", default=None, help="Every word starts with these letters.")
 @click.option("--max-length", type=int, default=None, help="Longest word, prefix included.")
-@click.option("--min-length", type=click.IntRange(min=1), default=None, help="Reject shorter words.")
+@click.option("--min-length", type=click.IntRange(min=1), default=None, help="Shortest word, prefix included.")
+@click.option("--suffix", default=None, help="Every word ends with these letters.")
+@click.option("--contains", multiple=True, metavar="STR", help="Every word contains STR (repeatable).")
+@click.option("--pattern", default=None, metavar="REGEX",
+              help="Every whole word matches REGEX, e.g. 'Villa.{2,6}(ejo|illa)'.")
+@click.option("--exclude", multiple=True, metavar="FILE",
+              help="Never a word of FILE, one a line (repeatable; --novel adds the corpus).")
+@click.option("--ban", multiple=True, metavar="FILE_OR_STRING",
+              help="Never these substrings, without regard to case or accents: a string, or a file of "
+                   "one a line (repeatable).")
+@click.option("--ban-exact", is_flag=True, help="Compare --ban with case and accents.")
 @click.option("--novel", is_flag=True, help="Only words that are not in the training corpus.")
 @click.option("--unique", is_flag=True, help="No word twice.")
+@click.option("--exact", is_flag=True,
+              help="Draw freely and keep the words that meet the constraints: the model's distribution "
+                   "conditioned on them, at the cost of the rejected draws.")
+@click.option("--max-draws", type=click.IntRange(min=1), default=None,
+              help="Most words drawn by --exact or --unique (default: 200 per word asked for, at least 10,000).")
 @click.option("--seed", type=int, default=None, help="Same seed, same words.")
 @click.option("--sampler", default=None, help="Another registered sampler (greedy, beam).")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
@@ -43,14 +58,25 @@ checkpoint_option = click.option(
 @checkpoint_option
 def sample(run_dir: str, count: int | None, temperature: float | None, top_k: int | None,
            top_p: float | None, prefix: str | None, max_length: int | None, min_length: int | None,
-           novel: bool, unique: bool, seed: int | None, sampler: str | None, extra: tuple[str, ...],
+           suffix: str | None, contains: tuple[str, ...], pattern: str | None, exclude: tuple[str, ...],
+           ban: tuple[str, ...], ban_exact: bool, novel: bool, unique: bool, exact: bool,
+           max_draws: int | None, seed: int | None, sampler: str | None, extra: tuple[str, ...],
            fmt: str, device: str, precision: str, checkpoint: str) -> None:
     """Generate words from a trained run; stdout holds exactly the words, one per line.
 
-    --novel, --unique and --min-length draw in batches and keep the words that fit, until
-    there are N of them (or say how many the model could give).
+    The constraints (--prefix, --suffix, --contains, --pattern, --exclude, --ban, --novel,
+    --unique, --min-length, --max-length) hold for every word: each letter is drawn only
+    among those that can still lead to a word meeting them all. --exact draws freely and
+    keeps the words that meet them instead.
     """
+    from .constraints import read_ban, read_words
     from .trained import load_run
+
+    constraints = {"suffix": suffix, "contains": contains, "pattern": pattern, "ban_exact": ban_exact,
+                   "ban": [b for value in ban for b in read_ban(value)],
+                   "exclude": [w for path in exclude for w in read_words(path)],
+                   "min_length": min_length, "novel": novel, "unique": unique, "exact": exact,
+                   "max_draws": max_draws}
 
     trained = load_run(run_dir, checkpoint)
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "prefix": prefix,
@@ -67,14 +93,13 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
         # another sampler takes only the options it declares, from the command line
         trained = trained.with_sampler(sampler, **options)
         options = {}
-    if not (novel or unique or min_length or fmt == "jsonl"):
-        for word in trained.sample(seed=seed, device=device, precision=precision, **options):
+    if fmt == "text":
+        for word in trained.sample(seed=seed, device=device, precision=precision, **constraints, **options):
             click.echo(word)
         return
     n = options.pop("count", trained.config["sampler"].options.count)
-    for item in trained.generate(n, novel=novel, unique=unique, min_length=min_length, seed=seed,
-                                 device=device, precision=precision, **options):
-        click.echo(json.dumps(item.to_dict(), ensure_ascii=False) if fmt == "jsonl" else item.word)
+    for item in trained.generate(n, seed=seed, device=device, precision=precision, **constraints, **options):
+        click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
 
 
 @click.command()

@@ -103,7 +103,7 @@ CASES = [
      "prefix 'Ñu': character 'Ñ' (U+00D1) of 'ÑU' not in the vocabulary"),
     ("sample-count-zero", ["sample", "RUN", "-n", "0"], nothing, 2, "option --count: must be at least 1, got 0"),
     ("sample-novel-count-zero", ["sample", "RUN", "--novel", "-n", "0"], nothing, 2,
-     "count must be at least 1, got 0"),
+     "option --count: must be at least 1, got 0"),
     ("sample-top-k-zero", ["sample", "RUN", "--top-k", "0"], nothing, 2, "option --top-k: must be at least 1"),
     ("sample-temperature-zero", ["sample", "RUN", "--temperature", "0"], nothing, 2,
      "option --temperature: must be greater than 0.0"),

@@ -38,10 +38,19 @@ def test_sampling_in_bf16_where_the_device_has_it(invoke, trained_run):
     assert "use --precision auto" in fp16.stderr
 
 
-def test_impossible_request_is_a_clear_error(invoke, trained_run):
+def test_greedy_novel_unique_words_come_one_round_at_a_time(invoke, trained_run):
+    """Greedy gives one word per round; each round excludes the words given before it."""
     result = invoke("sample", trained_run, "--sampler", "greedy", "--novel", "--unique", "-n", "3")
+    assert result.exit_code == 0, result.output
+    words = result.stdout.splitlines()
+    assert len(set(words)) == 3 and not set(words) & set(CIUDADES)
+
+
+def test_impossible_request_is_a_clear_error(invoke, trained_run):
+    result = invoke("sample", trained_run, "--novel", "--unique", "-n", "3", "--max-draws", "2",
+                    "--temperature", "0.1")
     assert result.exit_code == 1
-    assert "the model gave only" in result.stderr and "words of the 3 asked for" in result.stderr
+    assert "the model gave only" in result.stderr and "unique words of the 3 asked for" in result.stderr
 
 
 def test_min_length_and_jsonl(invoke, trained_run):

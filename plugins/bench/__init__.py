@@ -65,4 +65,7 @@ def format_report(r: dict) -> str:
 
 @hookimpl
 def register_commands(cli):
+    from .constraints import bench_constraints
+
     cli.add_command(bench)
+    cli.add_command(bench_constraints)

@@ -21,18 +21,30 @@ class BeamSampler:
         self.width, self.count, self.max_length, self.prefix = width, count, max_length, prefix
 
     @torch.inference_mode()
-    def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu") -> list[str]:
+    def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu",
+               constraint: Any = None) -> list[str]:
+        """Under a ``constraint``, each beam carries its automaton state, and a candidate
+        that cannot become an accepted word within the room left is never kept."""
         device = torch.device(device)
         was_training = model.training
         model.eval()
         b = tokenizer.boundary_id
         prefix_ids = tokenizer.encode(self.prefix, source=f"prefix {self.prefix!r}")
         logits, state = model(torch.tensor([[b, *prefix_ids]], device=device))
+        steps = letters_after(self.prefix, prefix_ids, self.max_length)
+        mask = None
+        if constraint is not None:
+            from letras.core.letter_mask import LetterMask
+
+            mask = LetterMask(constraint, device)
+            at = mask.start(prefix_ids)  # (W, 2): each beam's state in the automaton
         beams: list[list[int]] = [[]]  # the letters each beam drew after the prefix
         scores = torch.zeros(1, dtype=torch.float64, device=device)  # their log-probabilities
         finished: list[tuple[float, list[int]]] = []
-        for t in range(letters_after(self.prefix, prefix_ids, self.max_length)):
+        for t in range(steps):
             candidates = scores[:, None] + torch.log_softmax(logits[:, -1].double(), dim=-1)  # (W, V)
+            if mask is not None:
+                candidates = candidates.masked_fill(mask.blocked(at, steps - t), float("-inf"))
             if t == 0 and not prefix_ids:
                 candidates[:, b] = float("-inf")  # a word has at least one letter
             vocab = candidates.shape[1]
@@ -42,9 +54,9 @@ class BeamSampler:
                 if score == float("-inf") or len(keep_rows) == self.width:
                     break
                 row, token = divmod(index, vocab)
-                if token == b:
+                if token == b or t == steps - 1:  # the end, or a word as long as max_length
                     if rank < self.width:
-                        finished.append((score, beams[row]))
+                        finished.append((score, beams[row] + ([] if token == b else [token])))
                 else:
                     keep_rows.append(row)
                     keep_ids.append(token)
@@ -56,6 +68,8 @@ class BeamSampler:
             rows = torch.tensor(keep_rows, device=device)
             beams = [beams[r] + [i] for r, i in zip(keep_rows, keep_ids)]
             scores = torch.tensor(keep_scores, dtype=torch.float64, device=device)
+            if mask is not None:
+                at = mask.step(at[rows], torch.tensor(keep_ids, device=device))
             chosen = select_rows(state, rows, len(candidates))
             if chosen is None:
                 raise LetrasError("beam search needs a model whose state is laid out like nn.RNN's "

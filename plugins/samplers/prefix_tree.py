@@ -33,25 +33,33 @@ class PrefixTree:
     logits: torch.Tensor  # (N, V) fp32: the next letter's logits after each node's beginning
     state: Any  # the state after it, N rows laid out like nn.RNN's; None: the root alone
     child: torch.Tensor  # (N, V): the node each letter leads to, or -1 where it leaves the tree
+    constraint: torch.Tensor | None = None  # (N, 2): each node's state in the constraints' automaton
 
     def __len__(self) -> int:
         return len(self.logits)
 
 
 def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int, boundary: int,
-         max_nodes: int | None = None) -> PrefixTree:
+         max_nodes: int | None = None, mask: Any = None, at: torch.Tensor | None = None) -> PrefixTree:
     """The tree whose root has ``logits`` (1, V) and ``state`` (one word's): every beginning
     at least MIN_VISITS of ``words`` words are expected to reach (by the model's probabilities),
     up to ``depth`` letters past the root, and up to ``max_nodes`` nodes (as many as MAX_BYTES
     holds by default), likeliest first.
 
+    Under constraints (``mask``, a ``letras.core.letter_mask.LetterMask``, and ``at``, the
+    root's state in it, (1, 2)), each node's logits are masked, so the tree grows only where
+    the words can go, and the node keeps its state: a beginning determines it, so the words
+    that share a node are in the same state.
+
     A state not laid out like nn.RNN's (tensors with the batch at dimension 1) cannot be
     split into rows, so the tree is then the root alone."""
     vocab = logits.shape[-1]
+    if mask is not None:
+        logits = mask.apply(logits, mask.codes(at, depth + 1))
     child = [torch.full((1, vocab), -1, dtype=torch.long, device=logits.device)]
     if select_rows(state, torch.zeros(1, dtype=torch.long, device=logits.device), 1) is None:
-        return PrefixTree(logits, None, child[0])
-    levels, states = [logits], [state]
+        return PrefixTree(logits, None, child[0], at)
+    levels, states, constraint = [logits], [state], [at]
     if max_nodes is None:
         max_nodes = MAX_BYTES // (row_bytes(state) + vocab * (logits.element_size() + 8))
     room = max(max_nodes - 1, 0)  # nodes left to grow
@@ -68,12 +76,16 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
         child[-1][node, letter] = torch.arange(first, first + len(grown), device=logits.device)
         out, after = model(letter[:, None], select_rows(states[-1], node, len(levels[-1])))
         out = out[:, -1].float()
+        if mask is not None:  # the new level is len(levels) letters past the root
+            constraint.append(mask.step(constraint[-1][node], letter))
+            out = mask.apply(out, mask.codes(constraint[-1], depth + 1 - len(levels)))
         visits = visits[node, letter][:, None] * torch.softmax(out, dim=-1)
         levels.append(out)
         states.append(after)
         child.append(torch.full((len(grown), vocab), -1, dtype=torch.long, device=logits.device))
         room -= len(grown)
-    return PrefixTree(torch.cat(levels), join_rows(states), torch.cat(child))
+    return PrefixTree(torch.cat(levels), join_rows(states), torch.cat(child),
+                      None if mask is None else torch.cat(constraint))
 
 
 def walk(tree: PrefixTree, pick: Callable[[torch.Tensor], torch.Tensor], drawn: torch.Tensor,

@@ -52,7 +52,8 @@ def draw(cdf: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
 
 def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *,
                count: int, max_length: int, prefix: str = "", device: Any = None,
-               batch_size: int | None = None, generator: torch.Generator | None = None) -> list[str]:
+               batch_size: int | None = None, generator: torch.Generator | None = None,
+               constraint: Any = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
@@ -64,21 +65,33 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     on a full batch (continuous batching). Then finished words leave the batch as it shrinks
     down the ``batch_size_for`` ladder, so the work follows the words' lengths, not the
     longest; until a shrink, a finished word's row draws into a sink.
+
+    Under a ``constraint`` (a ``letras.core.constraints.Automaton``), every word carries its
+    state in it beside its row, and each letter is drawn from the sampler's distribution over
+    the letters that can still lead to an accepted word within the room left (a gather of the
+    automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
     """
+    mask = None
+    if constraint is not None:
+        from letras.core.letter_mask import LetterMask
+
+        mask = LetterMask(constraint, device or next(model.parameters()).device)
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
         words += _draw_words(model, tokenizer, cdf, count=min(per_call, count - begin), max_length=max_length,
-                             prefix=prefix, device=device, batch_size=batch_size, generator=generator)
+                             prefix=prefix, device=device, batch_size=batch_size, generator=generator,
+                             mask=mask)
     return words
 
 
 @torch.inference_mode()
 def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
                 max_length: int, prefix: str, device: Any, batch_size: int | None,
-                generator: torch.Generator | None) -> list[str]:
+                generator: torch.Generator | None, mask: Any) -> list[str]:
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     steps = letters_after(prefix, prefix_ids, max_length)
+    at = None if mask is None else mask.start(prefix_ids)  # (1, 2): the prefix's state
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
     device = device or next(model.parameters()).device
@@ -94,12 +107,15 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
         first[:, boundary] = float("-inf")  # a word has at least one letter
     sink = count  # the row of drawn where finished words write
     drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
-    tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary)
+    tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary,
+                            mask=mask, at=at)
     at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
     # the words that leave the tree unfinished go on in the batch, in this order
     queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(
         tree, lambda nodes: draw(at_node[nodes], generator), drawn[:count], boundary)
     waiting = len(queued_word)
+    if mask is not None:  # each word's state after the letter it left the tree with
+        queued_at = mask.step(tree.constraint[queued_node], queued_ids)
 
     def states_of(nodes: torch.Tensor) -> Any:  # the state each of the words leaving these nodes starts from
         if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
@@ -109,10 +125,16 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     width = waiting if tree.state is None else min(waiting, batch_size or waiting)
     word, position, ids = queued_word[:width].clone(), queued_position[:width].clone(), queued_ids[:width].clone()
     state = states_of(queued_node[:width])
+    at = None if mask is None else queued_at[:width].clone()
     begun = width  # words given a row so far
     while begun:
         logits, state = model(ids[:, None], state)
-        ids = draw(cdf(logits[:, -1].float()), generator)  # (B,)
+        logits = logits[:, -1].float()
+        if mask is not None:
+            logits = mask.apply(logits, mask.codes(at, steps - position))
+        ids = draw(cdf(logits), generator)  # (B,)
+        if mask is not None:
+            at = mask.step(at, ids)
         drawn[word, position] = ids
         ended = (ids == boundary) | (position == steps - 1)
         position.add_(1).masked_fill_(ended, 0)  # a finished word's row draws into the sink from 0
@@ -123,6 +145,8 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
                 rows, taken = free[:new], slice(begun, begun + new)
                 word[rows], position[rows], ids[rows] = queued_word[taken], queued_position[taken], queued_ids[taken]
                 state = place_rows(state, rows, states_of(queued_node[taken]), len(word))
+                if mask is not None:
+                    at[rows] = queued_at[taken]
                 begun += new
             if new < len(free):
                 word[free[new:]] = sink
@@ -139,6 +163,7 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
                 smaller = select_rows(state, keep, len(word))
                 if smaller is not None:
                     word, position, ids, state = word[keep], position[keep], ids[keep], smaller
+                    at = None if mask is None else at[keep]
     model.train(was_training)
     drawn = drawn[:count]
     ended = drawn == boundary
@@ -169,11 +194,13 @@ class GreedySampler:
         ids = torch.arange(logits.shape[-1], device=logits.device)
         return (ids >= logits.argmax(dim=-1, keepdim=True)).float()  # (B, V)
 
-    def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu") -> list[str]:
+    def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu",
+               constraint: Any = None) -> list[str]:
         device = torch.device(device)
         generator = _generator(seed, device)
         return draw_words(model, tokenizer, self.cdf, count=self.count, max_length=self.max_length,
-                          prefix=self.prefix, device=device, batch_size=self.batch_size, generator=generator)
+                          prefix=self.prefix, device=device, batch_size=self.batch_size, generator=generator,
+                          constraint=constraint)
 
 
 class TemperatureSampler(GreedySampler):

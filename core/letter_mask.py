@@ -1,0 +1,130 @@
+"""The constraints' automaton as tensors: which tokens each word may draw next.
+
+A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node)``
+(node -1 off the trie of excluded words). At each step ``codes(states, left)`` says which
+tokens the word may draw when it has ``left`` tokens of room, the boundary included:
+
+    need[s, v] = 1 + dist[next[s, v]]   (tokens an accepted word takes from here via v)
+    need[s, boundary] = 0 if s accepts else never
+    blocked[s, left] = need[s] > left   (computed once: left beyond the largest need is alike)
+
+so that a step is a gather of rows of a table (blocked, or the fewest-tokens way on where the
+word may not end), plus a scatter of the trie's few exceptions for the words still on it.
+``apply`` gives the blocked tokens probability zero; ``step`` moves the states on by the
+drawn tokens. Built-in samplers use it; a plugin's sampler can too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .constraints import Automaton
+
+NEVER = 1 << 30
+ALLOWED, SOONEST, BLOCKED = 0, 1, 2  # what codes() says of each token
+TABLE_BYTES = 64 << 20  # the most the blocked table may take; past it, need is compared per step
+
+
+class LetterMask:
+    """``automaton``'s tables on ``device``."""
+
+    def __init__(self, automaton: Automaton, device: Any):
+        self.automaton = automaton
+        a, vocab = automaton, automaton.vocab_size
+        need = [[1 + a.dist[t] if t >= 0 else NEVER for t in row] for row in a.next]
+        moves = [[max(t, 0) for t in row] for row in a.next]
+        for s, row in enumerate(need):
+            row[a.boundary] = 0 if a.accepting[s] else NEVER
+            moves[s][a.boundary] = s  # a finished word's row stays where it ended
+        self.need = torch.tensor(need, dtype=torch.int32, device=device)  # (S, V)
+        finite = [n for row in need for n in row if n < NEVER]
+        self.cap = max(finite, default=0)  # left beyond this allows what this allows
+        self.boundary = a.boundary
+        self.code_table = None
+        if len(need) * (self.cap + 1) * vocab <= TABLE_BYTES:
+            room = torch.arange(self.cap + 1, device=device)
+            need_at = self.need[:, None, :].expand(-1, self.cap + 1, -1).reshape(-1, vocab)
+            self.code_table = self._codes(need_at, room.repeat(len(need)))  # (S * (cap+1), V)
+        self.moves = torch.tensor(moves, dtype=torch.long, device=device)  # (S, V)
+        self.vocab = vocab
+        trie = a.trie
+        empty = torch.zeros(0, dtype=torch.long)
+        self.keys = (trie.keys if trie else empty).to(device)  # (E,): node * V + token, sorted
+        self.child = (trie.child if trie else empty).to(device)  # (E,): the node it leads to
+        # each node's exceptions, padded with the spare column V, whose need is never read:
+        # (N, K) tokens and needs, scattered into a word's row of need
+        self.exception_token = (trie.exception_token if trie else empty.view(0, 0)).to(device)
+        self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
+        self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
+
+    def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
+        """The states (words, 2) of words that begin with ``prefix_ids``; the prefix must
+        begin an accepted word."""
+        at = self.automaton.walk(prefix_ids)
+        if at is None:
+            from .errors import UsageError
+
+            raise UsageError("no word with this prefix meets the constraints", where="prefix")
+        return torch.tensor([at], dtype=torch.long, device=self.need.device).expand(words, 2).clone()
+
+    def codes(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
+        """(B, V) uint8, for each of the words in ``states`` (B, 2) with ``left`` (B,) tokens of
+        room (an int: the same for all): BLOCKED for the tokens it may not draw, SOONEST for
+        those that finish an accepted word in the fewest tokens when it may not end here,
+        ALLOWED for the rest."""
+        if not isinstance(left, torch.Tensor):
+            left = torch.full((len(states),), left, dtype=torch.long, device=states.device)
+        if self.code_table is not None:
+            codes = self.code_table[states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap)]
+        else:
+            codes = self._codes(self.need[states[:, 0]], left)
+        if self.exception_token.shape[1]:  # the words on the trie: their nodes' exceptions
+            on = (states[:, 1] >= 0).nonzero().squeeze(1)
+            nodes = states[on, 1]
+            need = self.need_spare[states[on, 0]].scatter_(1, self.exception_token[nodes], self.exception_need[nodes])
+            codes[on] = self._codes(need[:, :-1], left[on])
+        return codes
+
+    def blocked(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
+        """(B, V) bool: the tokens each word may not draw (see ``codes``)."""
+        return self.codes(states, left) == BLOCKED
+
+    def _codes(self, need: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+        blocked = need > left[:, None]
+        fewest = need.masked_fill(blocked, NEVER).min(dim=1, keepdim=True).values
+        soonest = (need == fewest) & ~blocked & blocked[:, self.boundary, None]
+        return torch.where(blocked, BLOCKED, torch.where(soonest, SOONEST, ALLOWED)).to(torch.uint8)
+
+    def apply(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """``logits`` (changed in place) with the blocked tokens at -inf, and, where the word
+        may not end, the probability the model gave to its end moved onto the tokens that
+        finish it soonest, in proportion to theirs: where the model would end a word, the
+        constraints end it as soon as they can, rather than spread that probability over every
+        letter and let the word run on to --max-length.
+
+        A token the model itself gives no chance (-inf) stays below every token it gives one,
+        yet is drawn rather than nothing when the constraints leave no other."""
+        logits.clamp_(min=-1e4)
+        soonest = codes == SOONEST
+        if logits.device.type == "cpu" and not soonest.any():  # (on a GPU, asking would wait for it)
+            return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+        # p(soonest tokens) / p(end), then log(1 + p(end) / p(soonest tokens)) added to their logits
+        ratio = ((logits - logits[:, self.boundary, None]).clamp_(max=80.0).exp_() * soonest).sum(dim=1)
+        logits.add_(soonest * ratio.clamp_(min=1e-30).reciprocal_().log1p_()[:, None])
+        return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+
+    def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The states after each word draws its token in ``ids`` (B,)."""
+        after = torch.empty_like(states)
+        after[:, 0] = self.moves[states[:, 0], ids]
+        node = states[:, 1]
+        if len(self.keys):
+            key = node.clamp(min=0) * self.vocab + ids
+            at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)
+            found = (self.keys[at] == key) & (node >= 0)
+            after[:, 1] = torch.where(found, self.child[at], -1)
+        else:
+            after[:, 1] = -1
+        return after

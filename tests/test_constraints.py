@@ -1,0 +1,243 @@
+"""Sampling constraints: every word meets them, by construction, on every built-in sampler."""
+
+import random
+import re
+from itertools import product
+
+import pytest
+import torch
+
+from letras.core import UsageError, components, load_run
+from letras.core.constrained import draw_exact, draw_steered
+from letras.core.constraints import Constraints, compile_constraints, fold
+from letras.plugins.corpora import municipios
+from letras.plugins.samplers.beam import BeamSampler
+from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler
+from toy_models import CoinModel
+
+WORDS = municipios().words()[:400]
+PATTERNS = ["V.*", "[A-M][a-z]{2,7}", "(Ca|Sa|Va)[a-z ]*(o|a)", ".*(ll|rr).*", "[^aeiou]*a[^aeiou]*"]
+
+
+@pytest.fixture(scope="module")
+def vocabulary():
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(WORDS)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def lstm(vocabulary):
+    torch.manual_seed(0)  # an untrained model: nearly every letter is likely, the hardest case
+    return components("model").get("lstm").build(vocabulary.vocab_size, hidden_size=16, embedding_dim=8)
+
+
+def random_constraints(rng: random.Random) -> Constraints:
+    letters = "aeiorlns"
+    pick = lambda n: "".join(rng.choice(letters) for _ in range(n))
+    min_length = rng.choice([1, 1, 4, 7])
+    return Constraints(
+        prefix=rng.choice(["", "", "Va", "S"]), suffix=rng.choice(["", "", "a", "ez", pick(2)]),
+        contains=tuple(pick(rng.randint(1, 2)) for _ in range(rng.randint(0, 2))),
+        pattern=rng.choice([None, None, *PATTERNS]), ban=tuple(pick(2) for _ in range(rng.randint(0, 2))),
+        exclude=frozenset(rng.sample(WORDS, rng.choice([0, 50]))), min_length=min_length,
+        max_length=rng.choice([min_length + 3, 12, 20]))
+
+
+def meets(word: str, c: Constraints) -> bool:
+    """The constraints checked plainly, without the automaton."""
+    return (word.startswith(c.prefix) and word.endswith(c.suffix) and all(s in word for s in c.contains)
+            and (c.pattern is None or re.fullmatch(c.pattern, word) is not None)
+            and not any(fold(b) in fold(word) for b in c.ban) and word not in c.exclude
+            and c.min_length <= len(word) <= c.max_length)
+
+
+def samplers(c: Constraints):
+    common = dict(max_length=c.max_length, prefix=c.prefix)
+    yield TemperatureSampler(count=150, batch_size=40, temperature=1.5, **common)
+    yield TemperatureSampler(count=100, top_k=3, top_p=0.9, **common)
+    yield GreedySampler(count=5, **common)
+    yield BeamSampler(count=5, width=8, **common)
+
+
+def test_every_word_meets_random_combinations_of_constraints(vocabulary, lstm):
+    rng = random.Random(0)
+    drawn = met = 0
+    for trial in range(30):
+        c = random_constraints(rng)
+        try:
+            automaton = compile_constraints(c, vocabulary)
+        except UsageError:
+            continue
+        met += 1
+        for sampler in samplers(c):
+            words = sampler.sample(lstm, vocabulary, seed=trial, constraint=automaton)
+            bad = [w for w in words if not meets(w, c)]
+            assert not bad, f"{c.describe()} {sorted(c.exclude)[:3]}...: {bad[:5]}"
+            drawn += len(words)
+    assert met >= 15 and drawn >= 3000
+
+
+def test_letters_with_no_chance_are_never_drawn(vocabulary):
+    """The coin model says 'a' or the end, never 'b' (-inf); under constraints it still never
+    says 'b', and a letter the constraints rule out never comes whatever the model prefers."""
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["ab"])
+    c = Constraints(min_length=3, max_length=6)
+    words = TemperatureSampler(count=3000, max_length=6, temperature=3.0).sample(
+        CoinModel(), tokenizer, seed=0, constraint=compile_constraints(c, tokenizer))
+    assert set(words) == {"a" * n for n in range(3, 7)}
+
+    class LovesB(CoinModel):
+        def forward(self, ids, state=None):
+            logits, state = super().forward(ids, state)
+            logits[..., 2] = 20.0  # 'b' at e^20 times the others
+            return logits, state
+
+    banned = compile_constraints(Constraints(ban=("B",), max_length=8), tokenizer)  # case folded
+    for sampler in (TemperatureSampler(count=2000, max_length=8, temperature=5.0), GreedySampler(count=5, max_length=8),
+                    BeamSampler(count=5, width=5, max_length=8)):
+        words = sampler.sample(LovesB(), tokenizer, seed=1, constraint=banned)
+        assert words and all(set(w) == {"a"} for w in words)
+
+
+class Bigram(torch.nn.Module):
+    """Over the boundary (0), 'a' (1) and 'b' (2): the next token's logits depend on the last."""
+
+    TABLE = torch.tensor([[-50.0, 0.5, 0.0], [0.0, 0.3, 1.0], [0.7, 1.2, 0.0]])
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, state=None):
+        return self.TABLE[ids], torch.zeros(1, len(ids), 1)
+
+
+def word_probability(word: str) -> float:
+    probs, last, p = Bigram.TABLE.softmax(-1), 0, 1.0
+    for t in [" ab".index(c) for c in word] + [0]:
+        p *= float(probs[last, t])
+        last = t
+    return p
+
+
+def steered_probability(word: str, accepted: set[str]) -> float:
+    """The steered probability, brute force: at each step, the letters (and the end) that can
+    still become an accepted word, renormalised; where the word may not end, the end's
+    probability goes to the letters of the shortest accepted words, in proportion to theirs."""
+    probs, last, p = Bigram.TABLE.softmax(-1).tolist(), 0, 1.0
+    for i, t in enumerate([" ab".index(c) for c in word] + [0]):
+        begun = word[:i]
+        fewest = [min((len(w) for w in accepted if w.startswith(begun + x)), default=None) for x in "ab"]
+        weights = [probs[last][0] if begun in accepted else 0.0] + \
+                  [probs[last][j + 1] if fewest[j] is not None else 0.0 for j in range(2)]
+        if begun not in accepted:
+            soonest = [j + 1 for j in range(2) if fewest[j] is not None and fewest[j] == min(filter(None, fewest))]
+            share = sum(weights[j] for j in soonest)
+            for j in soonest:
+                weights[j] += probs[last][0] * weights[j] / share
+        p *= weights[t] / sum(weights)
+        last = t
+    return p
+
+
+def frequencies(words: list[str]) -> dict[str, float]:
+    return {w: words.count(w) / len(words) for w in set(words)}
+
+
+def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    return sum(abs(p.get(w, 0.0) - q.get(w, 0.0)) for w in set(p) | set(q)) / 2
+
+
+def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["ab"])
+    c = Constraints(suffix="ab", max_length=5)
+    every = ["".join(w) for n in range(1, 6) for w in product("ab", repeat=n)]
+    accepted = {w for w in every if w.endswith("ab")}
+    total = sum(word_probability(w) for w in accepted)
+    conditioned = {w: word_probability(w) / total for w in accepted}
+    steered = {w: steered_probability(w, accepted) for w in accepted}
+    assert sum(steered.values()) == pytest.approx(1.0)
+
+    def draw(n, seed, automaton, max_length):
+        sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length)
+        return sampler.sample(Bigram(), tokenizer, seed=seed, constraint=automaton)
+
+    n = 6000  # the sampling error of a total-variation distance over 15 words: about 0.02
+    exact = draw_exact(draw, c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    assert set(exact) <= accepted and total_variation(frequencies(exact), conditioned) < 0.04
+    steer = draw_steered(draw, c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    assert set(steer) <= accepted and total_variation(frequencies(steer), steered) < 0.04
+    assert total_variation(conditioned, steered) > 0.15  # the bias the docs describe is real
+
+
+def test_excluded_words_are_blocked_at_their_end_without_leaving_a_word_stuck(vocabulary, lstm):
+    c = Constraints(prefix="Val", max_length=5, exclude=frozenset({"Valle", "Valls", "Val"}))
+    words = TemperatureSampler(count=500, max_length=5, prefix="Val").sample(
+        lstm, vocabulary, seed=0, constraint=compile_constraints(c, vocabulary))
+    assert len(words) == 500 and all(meets(w, c) for w in words)
+    every_ending = Constraints(pattern="Vall[es]", exclude=frozenset({"Valle", "Valls"}), max_length=5)
+    with pytest.raises(UsageError, match="every word the constraints allow is excluded"):
+        compile_constraints(every_ending, vocabulary)
+
+
+def test_unique_words_are_all_the_language_has(trained_run):
+    trained = load_run(trained_run)  # case: upper, so the pattern's lower case letters mean upper ones
+    words = trained.sample(pattern="(madrid|murcia|malaga)", unique=True, count=3, seed=0)
+    assert sorted(words) == ["MADRID", "MALAGA", "MURCIA"]
+    greedy = trained.with_sampler("greedy", count=4)
+    assert len(set(greedy.sample(novel=True, unique=True, seed=0))) == 4  # each round excludes the last
+
+
+def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monkeypatch):
+    from letras.plugins.samplers import sampling
+
+    trained = load_run(trained_run)
+    plain = sampling.TemperatureSampler.sample
+    monkeypatch.setattr(sampling.TemperatureSampler, "sample",
+                        lambda self, model, tokenizer, *, seed=None, device="cpu": plain(self, model, tokenizer,
+                                                                                         seed=seed, device=device))
+    with pytest.raises(UsageError, match="the sampler 'temperature' takes no constraints.*--exact"):
+        trained.sample(suffix="A", count=3)
+    assert all(w.endswith("A") for w in trained.sample(suffix="A", exact=True, count=3, seed=0))
+    assert len(trained.sample(count=3, seed=0)) == 3  # unconstrained, it works as before
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--pattern", "Ñ.*"], 2, "--pattern 'Ñ.*': no word the model can write meets it"),
+    (["--suffix", "ÑA"], 2, "--suffix 'ÑA': character 'Ñ' (U+00D1) of 'ÑA' not in the vocabulary"),
+    (["--suffix", "ADRID", "--max-length", "4"], 2, "--suffix: 'ADRID' has 5 letters, more than --max-length (4)"),
+    (["--pattern", "V.*", "--prefix", "M"], 2, "no word meets all these constraints together: --prefix 'M' "
+                                              "--pattern 'V.*'"),
+    (["--ban", "EMPTY"], 2, "the file bans nothing"),
+    (["--ban", ""], 2, "an empty string bans nothing"),
+    (["--contains", ""], 2, "--contains '': an empty string"),
+    (["--pattern", "(a"], 2, "--pattern '(a': cannot read the regular expression"),
+    (["--exclude", "MISSING"], 2, "--exclude MISSING: cannot read the file"),
+    (["--pattern", "madrid|murcia", "--unique", "-n", "3"], 2, "only 2 words of at most 50 letters meet"),
+    (["--suffix", "ZZ", "--exact", "--max-draws", "300", "-n", "5"], 1, "--exact: only 0 of the 5 words asked for met"),
+])
+def test_bad_constraints_are_one_clear_line(invoke, trained_run, tmp_path, args, code, message):
+    (tmp_path / "EMPTY").write_text("\n# nothing\n", encoding="utf-8")
+    result = invoke("sample", trained_run, *args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout
+
+
+def test_every_option_on_the_command_line(invoke, trained_run, tmp_path):
+    (tmp_path / "known.txt").write_text("MADRID\nMALAGA\n", encoding="utf-8")
+    (tmp_path / "rude.txt").write_text("# banned\nurc\n", encoding="utf-8")
+    result = invoke("sample", trained_run, "-n", "40", "--seed", "0", "--prefix", "M", "--suffix", "A",
+                    "--contains", "A", "--exclude", "known.txt", "--ban", "rude.txt", "--ban", "z",
+                    "--min-length", "4", "--max-length", "8", "--pattern", "[A-Z]+")
+    assert result.exit_code == 0, result.output
+    words = result.stdout.splitlines()
+    assert len(words) == 40 and all(w.startswith("M") and w.endswith("A") and 4 <= len(w) <= 8 for w in words)
+    assert not {"MADRID", "MALAGA"} & set(words) and not any("URC" in w or "Z" in w for w in words)
+    jsonl = invoke("sample", trained_run, "-n", "5", "--suffix", "O", "--format", "jsonl", "--sampler", "beam",
+                   "-o", "width=10")
+    assert jsonl.exit_code == 0, jsonl.output
+    assert len(jsonl.stdout.splitlines()) == 5 and all('O", "logprob"' in line for line in jsonl.stdout.splitlines())
