@@ -192,7 +192,6 @@ def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool 
 def validate(args: tuple[str, ...], show: bool) -> None:
     """Check a config and load its corpus, without training (torch is not imported)."""
     from .assemble import prepare
-
     from .finetune import load_origin
 
     spec, overrides = _split_args(args)

@@ -89,7 +89,7 @@ def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: d
                     source = target.index_copy(dim, torch.tensor(known), source.index_select(dim, index))
             target.copy_(source)
     new = [tokenizer.decode([i]) for i, r in enumerate(rows) if r is None]
-    fresh = f", {len(new)} new letters ({''.join(new)})" if new else ""
+    fresh = f", {len(new)} new letters ({' '.join(new)})" if new else ""
     return f"starts from the weights of {config.init_from}{fresh}"
 
 

@@ -126,13 +126,14 @@ def test_the_model_grows_with_the_list_and_regularises_a_short_one():
 def test_the_trainer_plans_more_epochs_and_decay_for_a_short_list():
     def planned(words: int) -> WordResetOptions:
         options = WordResetOptions(epochs="auto", weight_decay="auto", val_fraction="auto", patience="auto",
-                                   max_seconds=50, schedule="cosine", keep="best")
+                                   ema="auto", max_seconds=50, schedule="cosine", keep="best")
         assert "up to 50 s" in options.adapt(stats(words))
         return options
 
     small, large = planned(1_300), planned(90_000)
     assert small.epochs > large.epochs and small.weight_decay > large.weight_decay
     assert small.val_fraction == 0.1 and large.val_fraction == 0.02
+    assert small.ema == 0.99 and large.ema is None  # a small list's weights averaged
     assert all(isinstance(getattr(o, f), (int, float)) for o in (small, large)
                for f in ("epochs", "weight_decay", "val_fraction", "patience"))
 
@@ -205,7 +206,7 @@ def test_fine_tuning_keeps_known_letters_rows_and_adds_new_ones(tmp_path):
     saved = yaml.safe_load((tmp_path / "tuned" / "config.yaml").read_text())
     assert saved["init_from"] == str(tmp_path / "origin")
     assert "Starts from the weights of" in (tmp_path / "tuned" / "config.yaml").read_text()
-    assert "3 new letters (ÍÑÜ)" in (tmp_path / "tuned" / "config.yaml").read_text()
+    assert "3 new letters (Í Ñ Ü)" in (tmp_path / "tuned" / "config.yaml").read_text()
 
 
 def test_fine_tuning_names_the_options_that_do_not_fit(invoke, tmp_path):

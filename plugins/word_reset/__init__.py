@@ -27,10 +27,10 @@ class WordResetOptions:
     weight_decay: Union[float, Auto] = option(
         0.0, min=0.0, help="weight decay of the weight matrices and the embedding, not the biases (decoupled "
                            "with adamw); auto: more for a small list")
-    ema: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,
-                                  help="keep an exponential moving average of the weights with this decay "
-                                       "per step (e.g. 0.9997) and validate, save and sample with it; "
-                                       "null = the weights as trained")
+    ema: Union[float, None, Auto] = option(
+        None, min=0.0, max=1.0, min_exclusive=True, max_exclusive=True,
+        help="keep an exponential moving average of the weights with this decay per step (e.g. 0.9997) and "
+             "validate, save and sample with it; null = the weights as trained; auto: 0.99 for a small list")
     grad_clip: Optional[float] = option(None, min=0.0, min_exclusive=True,
                                         help="clip the gradient norm to this value; null = no clipping")
     schedule: Literal["constant", "cosine"] = option(

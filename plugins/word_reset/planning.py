@@ -20,7 +20,11 @@ from letras.core.adapt import AUTO, CorpusStats, auto_fields
 # the list was learnt by heart; a plan of 16 left 10 of the 50 seconds unused on 19,000 names.
 EPOCHS_TIMES_ROOT_WORDS = 1_500
 MIN_EPOCHS, MAX_EPOCHS = 30, 400
-AUTO_OPTIONS = ("epochs", "weight_decay", "val_fraction", "patience")  # the options that may be auto
+AUTO_OPTIONS = ("epochs", "weight_decay", "val_fraction", "patience", "ema")  # the options that may be auto
+# A small list's weights averaged over about the last hundred steps: 2.2040 and 2.2014
+# nats/char against 2.2145 and 2.2146 on 1,300 first names (two seeds); 1.4381 against
+# 1.4371 on 1,950 municipalities. Longer lists go without (names-lstm found it neutral).
+SMALL_LIST_EMA = 0.99
 SMALL_LIST_CHARS = 60_000  # below this (about 7,000 words), weight decay doubles
 
 
@@ -36,6 +40,8 @@ def plan_training(options: Any, stats: CorpusStats) -> Optional[str]:
         o.epochs = max(MIN_EPOCHS, min(MAX_EPOCHS, round(EPOCHS_TIMES_ROOT_WORDS / math.sqrt(stats.words))))
     if o.weight_decay == AUTO:
         o.weight_decay = 0.1 if stats.chars < SMALL_LIST_CHARS else 0.05
+    if o.ema == AUTO:
+        o.ema = SMALL_LIST_EMA if stats.chars < SMALL_LIST_CHARS else None
     if o.patience == AUTO:
         o.patience = max(5, min(20, o.epochs // 5))
     return _describe(o, chosen, stats)
@@ -47,6 +53,8 @@ def _describe(o: Any, chosen: list[str], stats: CorpusStats) -> str:
     if "weight_decay" in chosen:
         why = " (a small list)" if stats.chars < SMALL_LIST_CHARS else ""
         parts.append(f"weight decay {o.weight_decay:g}{why}")
+    if "ema" in chosen and o.ema is not None:
+        parts.append(f"weights averaged (ema {o.ema:g})")
     if "val_fraction" in chosen:
         parts.append(f"{o.val_fraction:.1%} held out")
     if o.patience is not None:
