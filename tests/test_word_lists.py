@@ -232,3 +232,29 @@ def test_resume_of_a_fine_tuned_run_continues_it(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     assert [m["epoch"] for m in load_run(tmp_path / "runs" / "new").checkpoint["history"]] == [1, 2, 3]
     assert (tmp_path / "runs" / "new" / "config.yaml").read_text().startswith("# Chosen for this list")
+
+
+def test_a_word_list_run_resumes_with_its_choices_made_again(invoke, word_file, tmp_path):
+    assert invoke("run", word_file, *FAST).exit_code == 0
+    result = invoke("run", word_file, *FAST[1:], "trainer.epochs=3", "--resume")
+    assert result.exit_code == 0, result.output
+    assert [row["epoch"] for row in load_run(tmp_path / "runs" / "pueblos").checkpoint["history"]] == [1, 2, 3]
+
+
+def test_a_key_two_corpora_accept_is_not_guessed(invoke):
+    import types
+    from dataclasses import dataclass
+
+    from letras.core import hookimpl, option
+
+    @dataclass
+    class Other:
+        path: str = option(help="another file", path=True)
+
+    plugin = types.ModuleType("other_corpus")
+    plugin.register_corpora = hookimpl(lambda register: register("other", lambda path: None, options=Other))
+    with registered_plugin(plugin):
+        result = invoke("validate", "corpus.path=x.txt")
+    assert result.exit_code == 2
+    assert "unknown key 'path' (accepted keys: none), for corpus 'municipios'; corpora that accept it: " \
+           "file, other" in result.stderr
