@@ -14,8 +14,8 @@ from typing import Any, Optional
 from letras.core.adapt import AUTO, CorpusStats, auto_fields
 
 # Epochs planned for n words: 1,500 / sqrt(n), at least 30: 42 for 1,300 words, 53 for 800,
-# 30 from 2,500 words on, where the time budget usually ends first (19,000 first names take
-# 2.5 s an epoch here). On 1,300 first names and 1,950 municipalities the best validation
+# 30 from 2,500 words on, where the time budget usually ends first (19,000 first names took
+# about 2 s an epoch here). On 1,300 first names and 1,950 municipalities the best validation
 # epoch came at 16 to 42; a plan of 300 epochs annealed the learning rate too late, after
 # the list was learnt by heart; a plan of 16 left 10 of the 50 seconds unused on 19,000 names.
 EPOCHS_TIMES_ROOT_WORDS = 1_500
@@ -25,7 +25,7 @@ AUTO_OPTIONS = ("epochs", "weight_decay", "val_fraction", "patience", "ema")  # 
 # nats/char against 2.2145 and 2.2146 on 1,300 first names (two seeds); 1.4381 against
 # 1.4371 on 1,950 municipalities. Longer lists go without (names-lstm found it neutral).
 SMALL_LIST_EMA = 0.99
-SMALL_LIST_CHARS = 60_000  # below this (about 7,000 words), weight decay doubles
+SMALL_LIST_CHARS = 60_000  # below this (about 6,000 words), weight decay doubles
 
 
 def plan_training(options: Any, stats: CorpusStats) -> Optional[str]:
