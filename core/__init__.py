@@ -2,7 +2,8 @@
 
 For plugin writers: ``hookimpl``, ``option``, the error classes, ``components(kind)`` to
 build another registered component, and the interfaces in ``letras.core.interfaces``.
-For notebooks: ``load_config``, ``train`` and ``load_run``.
+For notebooks: ``load_config``, ``train``, ``train_words`` (any word list, sized to it) and
+``load_run``.
 
 Nothing here imports torch; the functions that need it import it when called.
 """
@@ -11,7 +12,7 @@ from .config import PipelineConfig, load_config
 from .errors import ConfigError, Interrupted, LetrasError, PluginError, UnknownCharacters, UsageError
 from .hookspecs import hookimpl
 from .options import OptionError, option
-from .pipeline import train
+from .pipeline import train, train_words
 from .trained import TrainedModel, load_run
 from .plugins import components
 from .devices import autocast, resolve_device, resolve_precision
@@ -20,6 +21,6 @@ from .training import TrainEvent, TrainingRun
 
 __all__ = [
     "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",
-    "TrainedModel", "TrainingRun", "UnknownCharacters", "UsageError", "components", "hookimpl", "load_config", "load_run", "option",
-    "autocast", "resolve_device", "resolve_precision", "split_words", "train",
+    "TrainedModel", "TrainingRun", "UnknownCharacters", "UsageError", "components", "hookimpl", "load_config",
+    "load_run", "option", "autocast", "resolve_device", "resolve_precision", "split_words", "train", "train_words",
 ]

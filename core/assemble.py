@@ -61,12 +61,24 @@ def plugin_versions() -> dict[str, str]:
     return {name: info.version or letras_version() for name, info in host.plugins.items() if info.loaded}
 
 
-def prepare(config: cfg.PipelineConfig) -> tuple[list[str], Any, list[list[int]]]:
-    """Everything before torch: the words, the fitted tokenizer and the encoded words.
+def prepare(config: cfg.PipelineConfig, origin: dict[str, Any] | None = None
+            ) -> tuple[list[str], Any, list[list[int]]]:
+    """Everything before torch: the words, the fitted tokenizer and the encoded words; the
+    config's ``auto`` options resolved for the list (``letras.core.adapt``), what they became
+    noted in ``config.notes``. With ``origin``, the checkpoint of the run ``init_from`` names,
+    the vocabulary is the union of the list's and the origin's.
 
     `letras validate` runs this too, so a config that validates also loads.
     """
+    from .adapt import adapt_sections, corpus_stats
+    from .finetune import inherit
+
     words = load_words(config)
-    tokenizer = build_tokenizer(config, words)
+    letters = inherit(config, origin) if origin is not None else []
+    tokenizer = build_tokenizer(config, [*words, *letters])
     encoded = encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
+    stats = corpus_stats(encoded, tokenizer.vocab_size)
+    notes = adapt_sections(config.sections, stats)
+    if notes:
+        config.notes = [f"Chosen for this list ({stats.describe()}): " + "; ".join(notes)]
     return words, tokenizer, encoded

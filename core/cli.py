@@ -108,21 +108,32 @@ def _split_args(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
 
 
 @cli.command()
-@click.argument("args", nargs=-1, metavar="[CONFIG] [KEY=VALUE]...")
+@click.argument("args", nargs=-1, metavar="[CONFIG | LIST | -] [KEY=VALUE]...")
+@click.option("--init-from", metavar="RUN", help="Start from the weights of a trained run (fine-tuning).")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in the output folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in the output folder from its last checkpoint.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def run(args: tuple[str, ...], overwrite: bool, resume: bool, quiet: bool) -> None:
-    """Train a pipeline and print the words it generates.
+def run(args: tuple[str, ...], init_from: str | None, overwrite: bool, resume: bool, quiet: bool) -> None:
+    """Train a pipeline, or a word list, and print the words it generates.
 
-    CONFIG is a YAML file or the name of a shipped config (default: municipios-lstm).
+    CONFIG is a .yaml/.yml file or the name of a shipped config (default: municipios-lstm).
+    Any other file is a word list, one word per line, and `-` reads one from stdin: it is
+    trained with the shipped `words` pipeline, sized to the list, into runs/<file name>.
     KEY=VALUE overrides the file, e.g. trainer.epochs=5 model.hidden_size=256.
+    --init-from RUN (or init_from=RUN) starts from a trained run's weights.
     Ctrl-C (or SIGTERM) saves a checkpoint first; `letras resume` continues from it.
     """
     if overwrite and resume:
         raise click.UsageError("--overwrite and --resume exclude each other")
     spec, overrides = _split_args(args)
-    _train(cfg.load_config(spec, overrides), overwrite=overwrite, resume=resume, quiet=quiet)
+    if init_from:
+        overrides.append(f"init_from={init_from}")
+    config = cfg.load_config(spec, overrides)
+    if spec == "-" and not resume:
+        from .pipeline import keep_words
+
+        keep_words(config, sys.stdin, overwrite=overwrite)
+    _train(config, overwrite=overwrite, resume=resume, quiet=quiet)
 
 
 @cli.command()
@@ -157,8 +168,9 @@ def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool 
     verb = "Resuming" if resume else "Training"
     if not quiet:
         ranks = f" on {world.size} processes" if world.distributed else ""
+        start = f", from {config.init_from}" if config.init_from and not resume else ""
         click.echo(f"{verb} {config.name}{ranks}: corpus {config['corpus'].component.name}, "
-                   f"model {config['model'].component.name}, output {config.output}", err=True)
+                   f"model {config['model'].component.name}{start}, output {config.output}", err=True)
     result = train(config, overwrite=overwrite, resume=resume, progress=Progress(quiet=quiet))
     if not world.is_main:
         return
@@ -166,6 +178,9 @@ def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool 
     losses = f"train loss {last['train_loss']:.4f} nats/char" if "train_loss" in last else "no new epoch"
     if last.get("val_loss") is not None:
         losses += f", val {last['val_loss']:.4f}"
+        best = min((row for row in result.history if row.get("val_loss") is not None), key=lambda r: r["val_loss"])
+        if best is not last:
+            losses += f"; best val {best['val_loss']:.4f} at epoch {best['epoch']}"
     click.echo(f"Saved {result.run_dir}/ ({losses})", err=True)
     for word in result.samples:
         click.echo(word)
@@ -177,10 +192,11 @@ def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool 
 def validate(args: tuple[str, ...], show: bool) -> None:
     """Check a config and load its corpus, without training (torch is not imported)."""
     from .assemble import prepare
+    from .finetune import load_origin
 
     spec, overrides = _split_args(args)
     config = cfg.load_config(spec, overrides)
-    words, tokenizer, _ = prepare(config)
+    words, tokenizer, _ = prepare(config, load_origin(config, weights=False))
     if show:
         click.echo(config.to_yaml(), nl=False)
     click.echo(f"{config.source}: valid ({len(words):,} words, {tokenizer.vocab_size} tokens)", err=True)

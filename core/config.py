@@ -27,13 +27,16 @@ import yaml
 from . import options as opts
 from .errors import ConfigError, LetrasError, UsageError
 from .plugins import components
-from .registry import Component
+from .registry import PLURALS, Component
 
 SECTIONS = ("corpus", "tokenizer", "model", "trainer", "sampler")
 DEFAULTS = {"corpus": "municipios", "tokenizer": "chars", "model": "lstm",
             "trainer": "word-reset", "sampler": "temperature"}
-TOP_LEVEL = ("name", "seed", "output") + SECTIONS
+TOP_LEVEL = ("name", "seed", "output", "init_from") + SECTIONS
 DEFAULT_CONFIG = "municipios-lstm"
+WORD_LIST_CONFIG = "words"  # the shipped pipeline that `letras run LIST` trains a list with
+CONFIG_SUFFIXES = (".yaml", ".yml")
+STDIN_WORDS = "words.txt"  # where `letras run -` keeps the list it read, in the run folder
 
 
 # -- YAML with line numbers ----------------------------------------------------------------
@@ -119,6 +122,14 @@ def shipped_configs() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def is_word_list(spec: str | None) -> bool:
+    """`letras run SPEC`: a file ending .yaml/.yml is a config, a bare name a shipped config,
+    any other existing file a word list, and `-` a word list on stdin."""
+    if spec is None:
+        return False
+    return spec == "-" or (not spec.lower().endswith(CONFIG_SUFFIXES) and Path(spec).is_file())
+
+
 def find_config(spec: str | None) -> tuple[str, str, Path | None]:
     """(text, shown name, folder for relative paths) of a config given by path or by name."""
     spec = spec or DEFAULT_CONFIG
@@ -169,18 +180,24 @@ class PipelineConfig:
     output: str
     sections: dict[str, Section]
     source: str = "<config>"
+    init_from: str | None = None  # the run whose weights training starts from
+    notes: list[str] = dataclasses.field(default_factory=list)  # what `auto` became, and why
 
     def __getitem__(self, kind: str) -> Section:
         return self.sections[kind]
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "seed": self.seed, "output": self.output}
+        if self.init_from is not None:
+            data["init_from"] = self.init_from
         for kind in SECTIONS:
             data[kind] = self.sections[kind].to_dict()
         return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        """The config as YAML; the choices made for the list, if any, as comments on top."""
+        comments = "".join(f"# {note}\n" for note in self.notes)
+        return comments + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
 class _Where:
@@ -231,12 +248,73 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict[str, str]:
 
 
 def load_config(spec: str | None = None, overrides: Iterable[str] = ()) -> PipelineConfig:
-    """Read, override and validate a pipeline config; the one entry point for CLI and API."""
+    """Read, override and validate a pipeline config; the one entry point for CLI and API.
+
+    ``spec`` may also be a word list (see ``is_word_list``): it is trained with the shipped
+    word-list pipeline, whose corpus reads that file, and the run is named after it."""
+    if is_word_list(spec):
+        return word_list_config(str(spec), overrides)
     text, source, folder = find_config(spec)
     data = parse_yaml(text, source)
     applied = apply_overrides(data, overrides)
+    imply_components(data, applied)
     default_name = Path(source.split(" ")[0]).stem
     return validate(data, source=source, folder=folder, overrides=applied, default_name=default_name)
+
+
+def word_list_config(path: str, overrides: Iterable[str] = ()) -> PipelineConfig:
+    """The shipped word-list pipeline, its corpus reading ``path`` and the run named after it.
+    For ``-`` (stdin) the corpus reads ``<output>/words.txt``, which the caller writes."""
+    text, source, folder = find_config(WORD_LIST_CONFIG)
+    data = parse_yaml(text, source)
+    data["name"] = "stdin" if path == "-" else _run_name(Path(path).stem)
+    applied = apply_overrides(data, overrides)
+    imply_components(data, applied)
+    corpus = data.get("corpus")
+    corpus = {"name": corpus} if isinstance(corpus, str) else dict(corpus or {})
+    key = _path_field(components("corpus").get(corpus.get("name", DEFAULTS["corpus"])))
+    if key is None:
+        raise ConfigError(f"corpus '{corpus.get('name')}' reads no file, so it cannot take a word list",
+                          where=source)
+    output = data.get("output", f"runs/{data['name']}")
+    corpus[key] = str(Path(str(output)) / STDIN_WORDS) if path == "-" else path
+    data["corpus"] = corpus
+    applied.setdefault(f"corpus.{key}", path)  # so a relative path is read from the current folder
+    return validate(data, source=f"{source} for {path}", folder=folder, overrides=applied,
+                    default_name=data["name"])
+
+
+def _run_name(stem: str) -> str:
+    """A run name from a file's name: characters a folder name should not hold become '-'."""
+    return re.sub(r"[^\w.-]+", "-", stem).strip("-.") or "words"
+
+
+def _accepted(component: Component) -> set[str]:
+    return {f.name for f in dataclasses.fields(component.options)} if component.options else set()
+
+
+def _path_field(component: Component) -> str | None:
+    """The option of a component that holds a file path (marked ``path=True``), if any."""
+    fields = dataclasses.fields(component.options) if component.options else ()
+    return next((f.name for f in fields if f.metadata.get("path")), None)
+
+
+def imply_components(data: dict, overrides: dict[str, str]) -> None:
+    """An override of keys the section's component does not accept, in a section whose
+    component the command line does not name, picks the one registered component that
+    accepts them all: `corpus.path=names.txt` picks the corpus that reads a file."""
+    for kind in SECTIONS:
+        keys = {k.split(".")[1] for k in overrides if k.startswith(f"{kind}.")}
+        if not keys or "name" in keys or not isinstance(data.get(kind), dict):
+            continue
+        try:
+            if keys <= _accepted(components(kind).get(data[kind].get("name", DEFAULTS[kind]))):
+                continue
+        except LetrasError:
+            continue  # an unknown component: validation names it
+        fitting = [c for c in components(kind) if keys <= _accepted(c)]
+        if len(fitting) == 1:  # none or several: validation says what the section accepts
+            data[kind] = {"name": fitting[0].name, **{k: data[kind][k] for k in keys}}
 
 
 def validate(data: dict, *, source: str = "<config>", folder: Path | None = None,
@@ -256,11 +334,15 @@ def validate(data: dict, *, source: str = "<config>", folder: Path | None = None
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output.strip():
         raise ConfigError(f"expected a folder path, got {output!r}", where=where("output"))
+    init_from = data.get("init_from")
+    if init_from is not None and (not isinstance(init_from, str) or not init_from.strip()):
+        raise ConfigError(f"expected the folder of a trained run, got {init_from!r}", where=where("init_from"))
 
     sections = {}
     for kind in SECTIONS:
         sections[kind] = _section(kind, data.get(kind), where, folder, overrides or {})
-    return PipelineConfig(name=name, seed=seed, output=output, sections=sections, source=source)
+    return PipelineConfig(name=name, seed=seed, output=output, sections=sections, source=source,
+                          init_from=init_from)
 
 
 def _section(kind: str, raw: Any, where: _Where, folder: Path | None,
@@ -318,10 +400,22 @@ def build_options(component: Component, values: dict, prefix: str, where: Any = 
     try:
         built = opts.build(component.options, values, resolve_path)
     except opts.OptionError as exc:
-        raise ConfigError(str(exc), where=where(f"{prefix}.{exc.key}" if exc.key else prefix)) from None
+        message = str(exc)
+        if exc.key in values and exc.key not in _accepted(component):
+            message += _meant(component, exc.key)
+        raise ConfigError(message, where=where(f"{prefix}.{exc.key}" if exc.key else prefix)) from None
     for key, value in nested.items():
         setattr(built, key, value)  # the checked, defaults-filled options of the named component
     return built
+
+
+def _meant(component: Component, key: str) -> str:
+    """Which component a key was checked against, and those that would accept it."""
+    others = [c.name for c in components(component.kind) if c is not component and key in _accepted(c)]
+    plural = PLURALS.get(component.kind, component.kind)
+    how = f" ({component.kind}.name={others[0]})" if len(others) == 1 and component.kind in SECTIONS else ""
+    elsewhere = f"; {plural} that accept it: {', '.join(others)}{how}" if others else ""
+    return f", for {component.kind} '{component.name}'{elsewhere}"
 
 
 def _located(exc: LetrasError, where: str) -> LetrasError:

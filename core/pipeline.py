@@ -11,7 +11,7 @@ import dataclasses
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from . import config as cfg
 from . import distributed
@@ -20,7 +20,8 @@ from .assemble import build_model, encode_words, letras_version, plugin_versions
 from .distributed import world_from_env
 from .errors import Interrupted, LetrasError, UsageError
 from .plugins import get_host
-from .rundir import RunDir
+from .finetune import load_origin, transplant
+from .rundir import FILES, RunDir, atomic_write
 from .trained import TrainedModel
 from .training import Progress, TrainingRun, seed_everything, set_rng_state
 
@@ -37,17 +38,54 @@ def train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool =
     """Train a validated config, write its run folder and sample from the result.
 
     With ``resume``, continue the run in the config's output folder from its last checkpoint.
+    With ``config.init_from``, start a new run from the weights of the run it names.
     """
-    words, tokenizer, encoded = prepare(config)
+    origin = load_origin(config)
+    words, tokenizer, encoded = prepare(config, origin)
+    if progress is not None and config.notes:
+        progress.line(config.notes[0])  # what `auto` became, on one line
     run_dir = RunDir(config.output)
     try:
-        return _train(config, words, tokenizer, encoded, run_dir, overwrite, resume, progress)
+        return _train(config, words, tokenizer, encoded, run_dir, overwrite, resume, progress, origin)
     finally:
         run_dir.unlock()  # on success, on a mistake, on Ctrl-C: the folder is free again
 
 
+def train_words(words: str | Path | Sequence[str], overrides: Sequence[str] = (), *,
+                init_from: str | Path | None = None, output: str | Path | None = None,
+                overwrite: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Train a word list with the shipped word-list pipeline, sized to the list, as
+    `letras run LIST` does: ``words`` is a file with one word per line, or the words
+    themselves (kept in ``<output>/words.txt``). ``overrides`` are KEY=VALUE strings."""
+    extra = [*overrides, *([f"init_from={init_from}"] if init_from else []),
+             *([f"output={output}"] if output else [])]
+    if isinstance(words, (str, Path)):
+        return train(cfg.word_list_config(str(words), extra), overwrite=overwrite, progress=progress)
+    config = cfg.word_list_config("-", extra)
+    keep_words(config, words, overwrite=overwrite)
+    return train(config, overwrite=overwrite, progress=progress)
+
+
+def keep_words(config: cfg.PipelineConfig, words: Iterable[str], *, overwrite: bool = False) -> None:
+    """Write a list given on stdin (or as Python strings) into its run folder, where the
+    config's corpus reads it, without touching a run already there unless ``overwrite``."""
+    folder = RunDir(config.output)
+    if not overwrite and any((folder.path / name).exists() for name in FILES):
+        raise UsageError("already holds a run", where=str(folder.path),
+                         hint="pass --overwrite to replace it, or choose another output=PATH")
+    text = "".join(f"{w.strip()}\n" for w in words if w.strip())
+    if not text:
+        raise UsageError("the word list is empty", where="stdin")
+    try:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder.path / cfg.STDIN_WORDS, lambda f: f.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise LetrasError(f"cannot write here: {exc.strerror}", where=str(folder.path)) from None
+
+
 def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded: list[list[int]],
-           run_dir: RunDir, overwrite: bool, resume: bool, progress: Progress | None) -> TrainResult:
+           run_dir: RunDir, overwrite: bool, resume: bool, progress: Progress | None,
+           origin: dict[str, Any] | None = None) -> TrainResult:
     world = world_from_env()  # under torchrun, rank 0 alone writes the run folder
     saved = None
     if resume:
@@ -57,11 +95,16 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
         check_resumable(config, saved.get("config", {}), run_dir)
         tokenizer.load_state(saved["tokenizer"])  # the ids the weights were trained with
         encoded = encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
-    elif world.is_main:
-        run_dir.prepare(overwrite=overwrite)
 
     seed_everything(config.seed)
     model = build_model(config, tokenizer.vocab_size)
+    if origin is not None and saved is None:
+        note = transplant(model, tokenizer, config, origin)  # before the folder: a misfit leaves none
+        config.notes.append(note[0].upper() + note[1:])
+        if progress is not None:
+            progress.line(config.notes[-1])
+    if saved is None and world.is_main:
+        run_dir.prepare(overwrite=overwrite)
     header = {"letras_version": letras_version(), "plugins": plugin_versions(),
               "config": config.to_dict(), "tokenizer": tokenizer.state()}
 
@@ -76,6 +119,8 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
         history = list(saved.get("history") or [])  # the epochs up to the checkpoint, no more
         if world.is_main:
             run_dir.write_metrics(history)
+            comments = [line[2:] for line in _read_lines(run_dir.config_path) if line.startswith("# ")]
+            config.notes = config.notes or comments  # the choices made when the run began
             run_dir.write_text("config.yaml", config.to_yaml())  # harmless changes, e.g. more epochs
     run = TrainingRun(seed=config.seed, save=save if world.is_main else None,
                       record=run_dir.append_metrics if world.is_main else None,
@@ -148,6 +193,13 @@ def check_resumable(config: cfg.PipelineConfig, saved: dict[str, Any], run_dir: 
         raise UsageError(f"cannot resume with a changed config: {shown}", where=str(run_dir.path),
                          hint="these change what is trained; start a new run with another output=PATH "
                               "or --overwrite")
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

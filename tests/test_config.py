@@ -14,9 +14,9 @@ def error_of(*args, **kwargs) -> str:
 
 def test_every_shipped_config_validates():
     names = shipped_configs()
-    assert {"municipios-lstm", "ciudades-rnn", "ciudades-lstm", "names-lstm"} <= set(names)
+    assert {"municipios-lstm", "ciudades-rnn", "ciudades-lstm", "names-lstm", "words"} <= set(names)
     for name in names:
-        overrides = ["corpus.path=x.txt"] if name == "names-lstm" else []
+        overrides = ["corpus.path=x.txt"] if name in ("names-lstm", "words") else []
         config = load_config(name, overrides)
         assert config.name == name
 
@@ -70,7 +70,7 @@ def test_override_can_switch_component(write_config):
     ("corpus: {name: municipio}\n", "config.yaml:1 (corpus.name): unknown corpus 'municipio' (did you mean 'municipios'?"),
     ("model:\n  name: lstm\n  hiden_size: 3\n", "config.yaml:3 (model.hiden_size): unknown key 'hiden_size' (did you mean 'hidden_size'?"),
     ("model:\n  hidden_size: -4\n", "config.yaml:2 (model.hidden_size): must be at least 1, got -4"),
-    ("model:\n  hidden_size: big\n", "config.yaml:2 (model.hidden_size): expected an integer, got 'big'"),
+    ("model:\n  hidden_size: big\n", "config.yaml:2 (model.hidden_size): expected integer | 'auto', got 'big'"),
     ("trainer: {val_fraction: 1}\n", "config.yaml:1 (trainer.val_fraction): must be less than 1.0"),
     ("sampler: {temperature: 0}\n", "config.yaml:1 (sampler.temperature): must be greater than 0.0"),
     ("sampler: {count: 0}\n", "config.yaml:1 (sampler.count): must be at least 1, got 0"),
@@ -99,7 +99,7 @@ def test_validation_errors_name_file_line_and_key(write_config, text, expected):
 
 def test_override_errors_name_the_override(write_config):
     message = error_of(str(write_config()), ["model.hidden_size=abc"])
-    assert message.startswith("command line 'model.hidden_size=abc': expected an integer")
+    assert message.startswith("command line 'model.hidden_size=abc': expected integer | 'auto'")
     assert "KEY=VALUE" in error_of(str(write_config()), ["model.hidden_size"])
 
 

@@ -67,7 +67,7 @@ CASES = [
     ("misspelled-key", ["run", "c.yaml"], files(**{"c.yaml": "trainer:\n  epocs: 3\n"}), 2,
      "c.yaml:2 (trainer.epocs): unknown key 'epocs' (did you mean 'epochs'?"),
     ("wrong-type", ["validate", "c.yaml"], files(**{"c.yaml": "model: {hidden_size: lots}\n"}), 2,
-     "c.yaml:1 (model.hidden_size): expected an integer, got 'lots'"),
+     "c.yaml:1 (model.hidden_size): expected integer | 'auto', got 'lots'"),
     ("negative-size", ["validate", "c.yaml"], files(**{"c.yaml": "model: {hidden_size: -8}\n"}), 2,
      "(model.hidden_size): must be at least 1, got -8"),
     ("temperature-zero", ["validate", "ciudades-rnn", "sampler.temperature=0"], nothing, 2,

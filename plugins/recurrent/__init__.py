@@ -8,9 +8,12 @@ are generators with those cells; ``generator`` takes any registered cell by name
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional, Union
 
 from letras.core import hookimpl, option
+from letras.core.adapt import CorpusStats
+
+Auto = Literal["auto"]
 
 
 @dataclass
@@ -20,14 +23,22 @@ class RNNCellOptions:
 
 @dataclass
 class RecurrentOptions:
-    hidden_size: int = option(128, min=1, help="units in the hidden state")
-    embedding_dim: int = option(32, min=0, help="size of the letter embedding; 0 = one-hot input as in the notes")
-    num_layers: int = option(1, min=1, help="stacked recurrent layers")
-    dropout: float = option(0.0, min=0.0, max=1.0, max_exclusive=True,
-                            help="dropout on the embedding, between layers and on the cell's output")
+    hidden_size: Union[int, Auto] = option(128, min=1, help="units in the hidden state; auto: sized to the list")
+    embedding_dim: Union[int, Auto] = option(
+        32, min=0, help="size of the letter embedding; 0 = one-hot input as in the notes; auto: by the alphabet")
+    num_layers: Union[int, Auto] = option(1, min=1, help="stacked recurrent layers; auto: sized to the list")
+    dropout: Union[float, Auto] = option(
+        0.0, min=0.0, max=1.0, max_exclusive=True,
+        help="dropout on the embedding, between layers and on the cell's output; auto: more for a short list")
     dropout_mask: Literal["letter", "word"] = option(
         "letter", help="letter: a new dropout mask at every letter (nn.Dropout); word: one mask for all the "
                        "letters of a word (variational dropout), faster on a CPU and better on names.txt")
+
+    def adapt(self, stats: CorpusStats) -> Optional[str]:
+        """Resolve the ``auto`` values for this list (letras.core.adapt); a note of the choices."""
+        from .sizing import size_generator
+
+        return size_generator(self, stats)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from letras.core import components
+from letras.core import UsageError, components
+from letras.core.adapt import AUTO
 from letras.core.cells import LayerStack, WordDropout
 
 BUILTIN = "letras.plugins.recurrent"
@@ -29,6 +30,9 @@ class Generator(nn.Module):
                  hidden_size: int = 128, embedding_dim: int = 32, num_layers: int = 1,
                  dropout: float = 0.0, dropout_mask: str = "letter"):
         super().__init__()
+        if AUTO in (hidden_size, embedding_dim, num_layers, dropout):
+            raise UsageError("a model option is 'auto', which only a run on a corpus resolves",
+                             hint="train through letras.core.train or give a value")
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
         input_size = embedding_dim or vocab_size  # one-hot input, as in the notes

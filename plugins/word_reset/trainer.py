@@ -34,6 +34,7 @@ class WordResetTrainer:
         from . import WordResetOptions
 
         self.options = WordResetOptions(**options)
+        self.options.check_resolved()
 
     def _optimizer(self, model: Any) -> Any:
         o = self.options
@@ -83,6 +84,7 @@ class WordResetTrainer:
         saved = run.resume_state or {}
         step, done, skip = saved.get("step", 0), saved.get("epoch", 0), saved.get("batch", 0)
         best, stale = saved.get("best_val"), saved.get("stale", 0)
+        kept = saved.get("kept")  # keep: best: the best epoch's weights so far
         start = time.monotonic() - saved.get("seconds", 0.0)
         if saved:
             try:
@@ -114,6 +116,7 @@ class WordResetTrainer:
                     "epoch": epochs_done, "step": step, "batch": batch, "order": order,
                     "loss_total": float(loss_total), "chars": chars,
                     "seconds": time.monotonic() - start, "best_val": best, "stale": stale,
+                    **({"kept": kept} if kept is not None else {}),
                     # inside averaged(): the weights training goes on from
                     **({"trained_weights": [t.clone() for t in average.average]} if average else {})}
 
@@ -169,6 +172,8 @@ class WordResetTrainer:
                 val_loss = mean_loss(model, val) if len(val) else None
                 if val_loss is not None and (best is None or val_loss < best):
                     best, stale = val_loss, 0
+                    if o.keep == "best":
+                        kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 elif val_loss is not None:
                     stale += 1
                 stop = out_of_time or (o.patience is not None and stale >= o.patience)
@@ -184,3 +189,7 @@ class WordResetTrainer:
                 break
         if average is not None:
             average.swap()  # the model leaves training with the average, to be sampled
+        if kept is not None and stale:  # keep: best, and the last epoch was not the best
+            model.load_state_dict(kept)
+            last = run.history[-1]["epoch"] if run.history else done
+            run.checkpoint(model, state(last, 0, generator.get_state()))
