@@ -74,3 +74,12 @@ def test_every_built_in_component_and_option_is_in_the_configuration_reference()
             missing += [f"{kind} {component.name}: option {o.name}" for o in describe(component.options)
                         if f"`{o.name}" not in text]
     assert not missing
+
+
+def test_the_architecture_page_names_every_module_and_built_in_plugin():
+    from letras.core.plugins import BUILTIN_PLUGINS
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "core").glob("*.py"))
+    assert [m for m in modules if f"| `{m}` |" not in text] == []
+    assert [p for p in BUILTIN_PLUGINS if f"`{p.rsplit('.', 1)[1]}`" not in text] == []
