@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import pkgutil
 from typing import Any, Callable, Iterator
 
@@ -54,10 +55,34 @@ class Component:
             ) from exc
 
     def build(self, *args: Any, options: Any = None, **kwargs: Any) -> Any:
-        """Call the factory with ``args``, the options (a dataclass or a mapping) as keyword
-        arguments, and ``kwargs``."""
+        """Call the factory with ``args``, its options (a dataclass or a mapping) and ``kwargs``.
+
+        A factory with a parameter named ``options`` receives the validated options object
+        itself, as an llm model receives its ``Options``: every default is written once, in the
+        dataclass. Any other factory receives the options as keyword arguments."""
+        factory = self.load_factory()
+        if self.options is not None and _receives_options(factory):
+            return factory(*args, options=self.checked_options(options), **kwargs)
         values = dict(options) if isinstance(options, dict) else opts.to_dict(options)
-        return self.load_factory()(*args, **values, **kwargs)
+        return factory(*args, **values, **kwargs)
+
+    def checked_options(self, options: Any = None) -> Any:
+        """``options`` as this component's options object: as given when it is one, else built
+        and checked from a mapping (None: the defaults)."""
+        if self.options is None or isinstance(options, self.options):
+            return options
+        try:
+            return opts.build(self.options, options or {})
+        except opts.OptionError as exc:
+            raise PluginError(f"{self.kind} '{self.name}': {exc.key}: {exc}") from None
+
+
+def _receives_options(factory: Callable[..., Any]) -> bool:
+    try:
+        parameter = inspect.signature(factory).parameters.get("options")
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
 class Registry:

@@ -200,6 +200,33 @@ def test_register_hooks_are_called_through_pluggy_so_wrappers_and_ordering_work(
     assert host.plugins["wrapping"].registered["cell"] == ["after", "before"]
 
 
+def test_a_factory_with_an_options_parameter_receives_the_checked_object():
+    @dataclass
+    class Opts:
+        size: int = option(3, min=1)
+
+    received = {}
+
+    def takes_object(options):
+        received["object"] = options
+
+    def takes_keywords(size=0):
+        received["size"] = size
+
+    def register_corpora(register):
+        register("object", takes_object, options=Opts)
+        register("keywords", takes_keywords, options=Opts)
+
+    host = host_with(("p", make_plugin("p", register_corpora=register_corpora)))
+    host.registry("corpus").get("object").build(options={"size": 5})
+    host.registry("corpus").get("keywords").build(options=Opts(size=7))
+    assert received == {"object": Opts(size=5), "size": 7}
+    host.registry("corpus").get("object").build()
+    assert received["object"] == Opts()  # the defaults, written once in the dataclass
+    with pytest.raises(PluginError, match="corpus 'object': size: must be at least 1"):
+        host.registry("corpus").get("object").build(options={"size": 0})
+
+
 def test_blocking_a_builtin():
     host = PluginHost(entry_point_group=None, env={"LETRAS_BLOCK_PLUGINS": "letras.plugins.samplers"})
     assert host.registry("sampler").names() == []

@@ -14,6 +14,7 @@ from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
 
+from . import WordResetOptions
 from .adam import make_adam
 from .averaging import WeightAverage
 
@@ -30,10 +31,9 @@ def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -
 
 
 class WordResetTrainer:
-    def __init__(self, **options: Any):
-        from . import WordResetOptions
-
-        self.options = WordResetOptions(**options)
+    def __init__(self, options: WordResetOptions | None = None, **values: Any):
+        """``options`` as letras builds it from a config; ``values`` for a trainer made by hand."""
+        self.options = options if options is not None else WordResetOptions(**values)
         self.options.check_resolved()
 
     def _optimizer(self, model: Any) -> Any:
