@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from letras.core import UsageError
+from letras.core.batching import evaluating
 
 from . import prefix_tree
 from .rows import place_rows, select_rows
@@ -91,13 +93,41 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
                 generator: torch.Generator | None, mask: Any) -> list[str]:
     prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
     steps = letters_after(prefix, prefix_ids, max_length)
-    at = None if mask is None else mask.start(prefix_ids)  # (1, 2): the prefix's state
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     boundary = tokenizer.boundary_id
+    # word i's letters go to row i; the extra last row is a sink where finished words draw
+    drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
+    with evaluating(model):
+        queue = _walk_the_tree(model, cdf, prefix_ids, drawn[:count], boundary, device, generator, mask)
+        _draw_the_rest(model, cdf, queue, drawn, boundary, batch_size, generator, mask)
+    return _decode(tokenizer, prefix, drawn[:count], boundary)
+
+
+@dataclass
+class _Queue:
+    """The words that left the prefix tree unfinished, in the order they take a row of the
+    batch: the word, the node it left from, the letter it drew there (its next input), where
+    its next letter goes, and its automaton state after that letter (under constraints)."""
+
+    word: torch.Tensor
+    node: torch.Tensor
+    ids: torch.Tensor
+    position: torch.Tensor
+    at: torch.Tensor | None
+    states_of: Callable[[torch.Tensor], Any]  # nodes -> the recurrent state of words leaving them
+    by_row: bool  # whether the state splits into rows (laid out like nn.RNN's): else one batch for all
+
+    def __len__(self) -> int:
+        return len(self.word)
+
+
+def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], prefix_ids: list[int],
+                   drawn: torch.Tensor, boundary: int, device: Any, generator: torch.Generator | None,
+                   mask: Any) -> _Queue:
+    """Read the prefix once, grow the tree of the likeliest beginnings after it, and walk every
+    word down it, drawing its letters into ``drawn``; returns the words still unfinished."""
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
@@ -105,69 +135,102 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     first = logits[:, -1].float()  # (1, V): the first letter's logits
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
-    sink = count  # the row of drawn where finished words write
-    drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
+    at = None if mask is None else mask.start(prefix_ids)  # (1, 2): the prefix's automaton state
+    count, steps = drawn.shape
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary,
                             mask=mask, at=at)
     at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
-    # the words that leave the tree unfinished go on in the batch, in this order
-    queued_word, queued_node, queued_ids, queued_position = prefix_tree.walk(
-        tree, lambda nodes: draw(at_node[nodes], generator), drawn[:count], boundary)
-    waiting = len(queued_word)
-    if mask is not None:  # each word's state after the letter it left the tree with
-        queued_at = mask.step(tree.constraint[queued_node], queued_ids)
+    word, node, ids, position = prefix_tree.walk(tree, lambda nodes: draw(at_node[nodes], generator), drawn, boundary)
 
-    def states_of(nodes: torch.Tensor) -> Any:  # the state each of the words leaving these nodes starts from
+    def states_of(nodes: torch.Tensor) -> Any:
         if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
             return model(start.expand(len(nodes), -1))[1]
         return select_rows(tree.state, nodes, len(tree))
 
-    width = waiting if tree.state is None else min(waiting, batch_size or waiting)
-    word, position, ids = queued_word[:width].clone(), queued_position[:width].clone(), queued_ids[:width].clone()
-    state = states_of(queued_node[:width])
-    at = None if mask is None else queued_at[:width].clone()
+    at = None if mask is None else mask.step(tree.constraint[node], ids)
+    return _Queue(word, node, ids, position, at, states_of, by_row=tree.state is not None)
+
+
+@dataclass
+class _Batch:
+    """The words being drawn, one per row, with what each needs for its next letter."""
+
+    word: torch.Tensor  # (B,) the row of drawn each writes to (the sink once finished)
+    position: torch.Tensor  # (B,) where its next letter goes
+    ids: torch.Tensor  # (B,) the letter it reads next
+    state: Any  # the recurrent state, rows laid out like nn.RNN's
+    at: torch.Tensor | None  # (B, 2) its automaton state, under constraints
+
+    def take(self, rows: torch.Tensor, queue: _Queue, taken: slice) -> None:
+        """The queued words ``taken`` start in ``rows``, from the state of the node each left."""
+        self.word[rows], self.position[rows], self.ids[rows] = queue.word[taken], queue.position[taken], queue.ids[taken]
+        self.state = place_rows(self.state, rows, queue.states_of(queue.node[taken]), len(self.word))
+        if self.at is not None:
+            self.at[rows] = queue.at[taken]
+
+    def keep(self, rows: torch.Tensor) -> bool:
+        """Only ``rows`` go on; False (and nothing changes) for a state laid out otherwise."""
+        smaller = select_rows(self.state, rows, len(self.word))
+        if smaller is None:
+            return False
+        self.word, self.position, self.ids, self.state = self.word[rows], self.position[rows], self.ids[rows], smaller
+        self.at = None if self.at is None else self.at[rows]
+        return True
+
+
+def _draw_the_rest(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], queue: _Queue, drawn: torch.Tensor,
+                   boundary: int, batch_size: int | None, generator: torch.Generator | None, mask: Any) -> None:
+    """Draw the queued words' letters into ``drawn``, ``batch_size`` words (all by default) a
+    recurrent call; a finished word's row goes to the next queued word (continuous batching),
+    and once none is left the batch shrinks down the ``batch_size_for`` ladder."""
+    sink, steps = len(drawn) - 1, drawn.shape[1]
+    width = min(len(queue), batch_size) if batch_size and queue.by_row else len(queue)
+    first = slice(0, width)
+    batch = _Batch(queue.word[first].clone(), queue.position[first].clone(), queue.ids[first].clone(),
+                   queue.states_of(queue.node[first]), None if mask is None else queue.at[first].clone())
     begun = width  # words given a row so far
     while begun:
-        logits, state = model(ids[:, None], state)
+        logits, batch.state = model(batch.ids[:, None], batch.state)
         logits = logits[:, -1].float()
         if mask is not None:
-            logits = mask.apply(logits, mask.codes(at, steps - position))
-        ids = draw(cdf(logits), generator)  # (B,)
+            logits = mask.apply(logits, mask.codes(batch.at, steps - batch.position))
+        batch.ids = ids = draw(cdf(logits), generator)  # (B,)
         if mask is not None:
-            at = mask.step(at, ids)
-        drawn[word, position] = ids
-        ended = (ids == boundary) | (position == steps - 1)
-        position.add_(1).masked_fill_(ended, 0)  # a finished word's row draws into the sink from 0
-        if begun < waiting:  # the next words take the finished words' rows
+            batch.at = mask.step(batch.at, ids)
+        drawn[batch.word, batch.position] = ids
+        ended = (ids == boundary) | (batch.position == steps - 1)
+        batch.position.add_(1).masked_fill_(ended, 0)  # a finished word's row draws into the sink from 0
+        if begun < len(queue):  # the next words take the finished words' rows
             free = ended.nonzero().squeeze(1)
-            new = min(len(free), waiting - begun)
+            new = min(len(free), len(queue) - begun)
             if new:
-                rows, taken = free[:new], slice(begun, begun + new)
-                word[rows], position[rows], ids[rows] = queued_word[taken], queued_position[taken], queued_ids[taken]
-                state = place_rows(state, rows, states_of(queued_node[taken]), len(word))
-                if mask is not None:
-                    at[rows] = queued_at[taken]
+                batch.take(free[:new], queue, slice(begun, begun + new))
                 begun += new
-            if new < len(free):
-                word[free[new:]] = sink
+            batch.word[free[new:]] = sink
         else:
-            word.masked_fill_(ended, sink)
-        if begun == waiting:  # no word left to begin: the batch shrinks as the last ones end
-            going = word != sink
-            alive = int(going.sum())  # reads back to the host: the price of shrinking
-            if alive == 0:
-                break
-            size = batch_size_for(alive)
-            if size < len(word):
-                keep = torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size]
-                smaller = select_rows(state, keep, len(word))
-                if smaller is not None:
-                    word, position, ids, state = word[keep], position[keep], ids[keep], smaller
-                    at = None if mask is None else at[keep]
-    model.train(was_training)
-    drawn = drawn[:count]
+            batch.word.masked_fill_(ended, sink)
+        if begun == len(queue) and not _shrink(batch, sink):
+            break
+
+
+def _shrink(batch: _Batch, sink: int) -> bool:
+    """No word is left to begin: keep the unfinished words' rows, down the ``batch_size_for``
+    ladder. False when every word has finished."""
+    going = batch.word != sink
+    alive = int(going.sum())  # reads back to the host: the price of shrinking
+    if alive == 0:
+        return False
+    size = batch_size_for(alive)
+    if size < len(batch.word):
+        batch.keep(torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size])
+    return True
+
+
+def _decode(tokenizer: Any, prefix: str, drawn: torch.Tensor, boundary: int) -> list[str]:
+    """Each row of ``drawn`` as a word: the prefix, then its letters up to its first boundary
+    (all of them if it never ended)."""
+    steps = drawn.shape[1]
     ended = drawn == boundary
-    # each word's length: up to its first boundary, or all ``steps`` letters if it never ended
     lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps)
     # only the words' letters come back to Python, word after word: most of drawn is padding
     letters = drawn[torch.arange(steps, device=drawn.device) < lengths[:, None]].tolist()
