@@ -8,6 +8,7 @@ import torch
 
 from letras.core import LetrasError
 
+from . import BeamOptions
 from .rows import select_rows
 from .sampling import letters_after
 
@@ -17,8 +18,11 @@ class BeamSampler:
     the word (the boundary token) among the ``width`` best is finished; the others go on.
     Returns the ``count`` most probable finished words, most probable first; width 1 is greedy."""
 
-    def __init__(self, width: int = 20, count: int = 20, max_length: int = 50, prefix: str = ""):
-        self.width, self.count, self.max_length, self.prefix = width, count, max_length, prefix
+    def __init__(self, options: BeamOptions | None = None, **values: Any):
+        """Built with its validated ``BeamOptions`` (``values`` for one made by hand in Python)."""
+        self.options = options if options is not None else BeamOptions(**values)
+        o = self.options
+        self.width, self.count, self.max_length, self.prefix = o.width, o.count, o.max_length, o.prefix
 
     @torch.inference_mode()
     def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu",

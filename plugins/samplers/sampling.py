@@ -11,7 +11,7 @@ import torch
 from letras.core import UsageError
 from letras.core.batching import evaluating
 
-from . import prefix_tree
+from . import GreedyOptions, TemperatureOptions, prefix_tree
 from .rows import place_rows, select_rows
 
 
@@ -249,8 +249,13 @@ def _generator(seed: int | None, device: Any) -> torch.Generator:
 
 
 class GreedySampler:
-    def __init__(self, count: int = 20, max_length: int = 50, prefix: str = "", batch_size: int = 1000):
-        self.count, self.max_length, self.prefix, self.batch_size = count, max_length, prefix, batch_size
+    """Always the likeliest letter. Built with its validated ``GreedyOptions`` (``values`` for
+    one made by hand in Python)."""
+
+    options_class: type = GreedyOptions
+
+    def __init__(self, options: Any = None, **values: Any):
+        self.options = options if options is not None else self.options_class(**values)
 
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """All the weight on the likeliest letter: a step up at its id."""
@@ -259,30 +264,29 @@ class GreedySampler:
 
     def sample(self, model: Any, tokenizer: Any, *, seed: int | None = None, device: Any = "cpu",
                constraint: Any = None) -> list[str]:
-        device = torch.device(device)
-        generator = _generator(seed, device)
-        return draw_words(model, tokenizer, self.cdf, count=self.count, max_length=self.max_length,
-                          prefix=self.prefix, device=device, batch_size=self.batch_size, generator=generator,
+        o, device = self.options, torch.device(device)
+        return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
+                          device=device, batch_size=o.batch_size, generator=_generator(seed, device),
                           constraint=constraint)
 
 
 class TemperatureSampler(GreedySampler):
-    def __init__(self, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 **options: Any):
-        super().__init__(**options)
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+    """Each letter drawn from the softmax of logits / temperature, cut to top-k and top-p."""
+
+    options_class = TemperatureOptions
 
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """The softmax of logits / temperature, cut to the top k and top p, accumulated."""
-        if self.temperature != 1.0:
-            logits = logits / self.temperature
-        if self.top_k is not None and self.top_k < logits.shape[-1]:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        o = self.options
+        if o.temperature != 1.0:
+            logits = logits / o.temperature
+        if o.top_k is not None and o.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, o.top_k, dim=-1).values[:, -1:]  # (B, 1)
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p is not None and self.top_p < 1.0:
+        if o.top_p is not None and o.top_p < 1.0:
             # keep the likeliest letters until their probabilities add up to top_p
             ordered, order = torch.sort(logits, dim=-1, descending=True)
             before = torch.softmax(ordered, dim=-1).cumsum(dim=-1) - torch.softmax(ordered, dim=-1)
-            drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= self.top_p)
+            drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= o.top_p)
             logits = logits.masked_fill(drop, float("-inf"))
         return torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
