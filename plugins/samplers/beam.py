@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from letras.core import LetrasError
+from letras.core.batching import evaluating
 
 from . import BeamOptions
 from .rows import select_rows
@@ -29,9 +30,14 @@ class BeamSampler:
                constraint: Any = None) -> list[str]:
         """Under a ``constraint``, each beam carries its automaton state, and a candidate
         that cannot become an accepted word within the room left is never kept."""
-        device = torch.device(device)
-        was_training = model.training
-        model.eval()
+        with evaluating(model):
+            finished = self._search(model, tokenizer, torch.device(device), constraint)
+        text = tokenizer.normalize(self.prefix)
+        return [text + tokenizer.decode(ids) for _, ids in finished]
+
+    def _search(self, model: Any, tokenizer: Any, device: torch.device,
+                constraint: Any) -> list[tuple[float, list[int]]]:
+        """The ``count`` most probable finished words: (log-probability, letters after the prefix)."""
         b = tokenizer.boundary_id
         prefix_ids = tokenizer.encode(self.prefix, source=f"prefix {self.prefix!r}")
         logits, state = model(torch.tensor([[b, *prefix_ids]], device=device))
@@ -79,6 +85,4 @@ class BeamSampler:
                 raise LetrasError("beam search needs a model whose state is laid out like nn.RNN's "
                                   "(tensors with the batch at dimension 1)")
             logits, state = model(torch.tensor(keep_ids, device=device)[:, None], chosen)
-        model.train(was_training)
-        text = tokenizer.normalize(self.prefix)
-        return [text + tokenizer.decode(ids) for _, ids in finished]
+        return finished
