@@ -11,6 +11,7 @@ Nothing here imports torch; the functions that need it import it when called.
 from .config import PipelineConfig, load_config
 from .errors import ConfigError, Interrupted, LetrasError, PluginError, UnknownCharacters, UsageError
 from .hookspecs import hookimpl
+from .labels import LabelledWords
 from .options import OptionError, option
 from .pipeline import train, train_words
 from .trained import TrainedModel, load_run
@@ -20,7 +21,8 @@ from .split import split_words
 from .training import TrainEvent, TrainingRun
 
 __all__ = [
-    "ConfigError", "Interrupted", "LetrasError", "OptionError", "PipelineConfig", "PluginError", "TrainEvent",
-    "TrainedModel", "TrainingRun", "UnknownCharacters", "UsageError", "components", "hookimpl", "load_config",
-    "load_run", "option", "autocast", "resolve_device", "resolve_precision", "split_words", "train", "train_words",
+    "ConfigError", "Interrupted", "LabelledWords", "LetrasError", "OptionError", "PipelineConfig", "PluginError",
+    "TrainEvent", "TrainedModel", "TrainingRun", "UnknownCharacters", "UsageError", "components", "hookimpl",
+    "load_config", "load_run", "option", "autocast", "resolve_device", "resolve_precision", "split_words", "train",
+    "train_words",
 ]

@@ -10,7 +10,8 @@ from importlib import metadata
 from typing import Any, Sequence
 
 from . import config as cfg
-from .errors import LetrasError, UsageError
+from .errors import UsageError
+from .labels import CorpusData, LabelSet, read_corpus
 from .plugins import get_host
 
 
@@ -23,16 +24,14 @@ def letras_version() -> str:
 
 def load_words(config: cfg.PipelineConfig) -> list[str]:
     """The corpus of a config, checked: a non-empty list of non-empty strings."""
+    return load_corpus(config).words
+
+
+def load_corpus(config: cfg.PipelineConfig) -> CorpusData:
+    """The corpus of a config, checked: its words, and their labels and weights if it has them."""
     section = config["corpus"]
     corpus = section.component.build(options=section.options)
-    words = corpus.words()
-    where = f"corpus '{section.component.name}'"
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise LetrasError("words() must return a list of strings", where=where)
-    words = [w for w in words if w]
-    if not words:
-        raise UsageError("the corpus holds no words", where=where)
-    return words
+    return read_corpus(corpus, f"corpus '{section.component.name}'")
 
 
 def build_tokenizer(config: cfg.PipelineConfig, words: Sequence[str]) -> Any:
@@ -50,9 +49,20 @@ def encode_words(tokenizer: Any, words: Sequence[str], source: str) -> list[list
             for i, w in enumerate(words)]
 
 
-def build_model(config: cfg.PipelineConfig, vocab_size: int) -> Any:
+def build_model(config: cfg.PipelineConfig, vocab_size: int, labels: LabelSet | None = None) -> Any:
+    """The config's model; with ``labels``, conditioned on them (``num_labels=`` is passed to
+    the factory only then, so a model that knows nothing of labels builds as before)."""
     section = config["model"]
-    return section.component.build(vocab_size, options=section.options)
+    if not labels:
+        return section.component.build(vocab_size, options=section.options)
+    try:
+        return section.component.build(vocab_size, options=section.options, num_labels=len(labels))
+    except TypeError as exc:
+        if "num_labels" not in str(exc):
+            raise
+        raise UsageError(f"model '{section.component.name}' cannot be conditioned on labels",
+                         where="corpus labels", hint="use a built-in model (lstm, rnn, generator), "
+                         "or a corpus without labels") from None
 
 
 def plugin_versions() -> dict[str, str]:
@@ -70,15 +80,22 @@ def prepare(config: cfg.PipelineConfig, origin: dict[str, Any] | None = None
 
     `letras validate` runs this too, so a config that validates also loads.
     """
+    data, tokenizer, encoded = prepare_corpus(config, origin)
+    return data.words, tokenizer, encoded
+
+
+def prepare_corpus(config: cfg.PipelineConfig, origin: dict[str, Any] | None = None
+                   ) -> tuple[CorpusData, Any, list[list[int]]]:
+    """``prepare``, with the corpus's labels and weights."""
     from .adapt import adapt_sections, corpus_stats
     from .finetune import inherit
 
-    words = load_words(config)
+    data = load_corpus(config)
     letters = inherit(config, origin) if origin is not None else []
-    tokenizer = build_tokenizer(config, [*words, *letters])
-    encoded = encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
+    tokenizer = build_tokenizer(config, [*data.words, *letters])
+    encoded = encode_words(tokenizer, data.words, f"corpus '{config['corpus'].component.name}'")
     stats = corpus_stats(encoded, tokenizer.vocab_size)
     notes = adapt_sections(config.sections, stats)
     if notes:
         config.notes = [f"Chosen for this list ({stats.describe()}): " + "; ".join(notes)]
-    return words, tokenizer, encoded
+    return data, tokenizer, encoded

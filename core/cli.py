@@ -17,7 +17,7 @@ import click
 
 from . import config as cfg
 from . import options as opts
-from . import word_commands
+from . import label_commands, word_commands
 from .errors import Interrupted, LetrasError
 from .plugins import get_host
 from .registry import HOOKS, PLURALS
@@ -264,7 +264,7 @@ def plugins(as_json: bool) -> None:
 
 
 for command in (word_commands.sample, word_commands.score, word_commands.explain, word_commands.evaluate,
-                word_commands.plot):
+                word_commands.plot, label_commands.classify):
     cli.add_command(command)
 
 

@@ -16,9 +16,10 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import config as cfg
 from . import distributed
 from . import options as opts
-from .assemble import build_model, encode_words, letras_version, plugin_versions, prepare
+from .assemble import build_model, encode_words, letras_version, plugin_versions, prepare_corpus
 from .distributed import world_from_env
 from .errors import Interrupted, LetrasError, UsageError
+from .labels import CorpusData, LabelSet
 from .plugins import get_host
 from .finetune import load_origin, transplant
 from .rundir import FILES, RunDir, atomic_write
@@ -41,12 +42,12 @@ def train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool =
     With ``config.init_from``, start a new run from the weights of the run it names.
     """
     origin = load_origin(config)
-    words, tokenizer, encoded = prepare(config, origin)
+    data, tokenizer, encoded = prepare_corpus(config, origin)
     if progress is not None and config.notes:
         progress.line(config.notes[0])  # what `auto` became, on one line
     run_dir = RunDir(config.output)
     try:
-        return _train(config, words, tokenizer, encoded, run_dir, overwrite, resume, progress, origin)
+        return _train(config, data, tokenizer, encoded, run_dir, overwrite, resume, progress, origin)
     finally:
         run_dir.unlock()  # on success, on a mistake, on Ctrl-C: the folder is free again
 
@@ -83,9 +84,11 @@ def keep_words(config: cfg.PipelineConfig, words: Iterable[str], *, overwrite: b
         raise LetrasError(f"cannot write here: {exc.strerror}", where=str(folder.path)) from None
 
 
-def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded: list[list[int]],
+def _train(config: cfg.PipelineConfig, data: CorpusData, tokenizer: Any, encoded: list[list[int]],
            run_dir: RunDir, overwrite: bool, resume: bool, progress: Progress | None,
            origin: dict[str, Any] | None = None) -> TrainResult:
+    words = data.words
+    labels = LabelSet.of(data.labels) if data.labels is not None else None
     world = world_from_env()  # under torchrun, rank 0 alone writes the run folder
     saved = None
     if resume:
@@ -94,10 +97,12 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
         saved = run_dir.load_checkpoint()
         check_resumable(config, saved.get("config", {}), run_dir)
         tokenizer.load_state(saved["tokenizer"])  # the ids the weights were trained with
+        if labels:  # the label ids the weights were trained with; an unknown label is an error
+            labels = LabelSet.from_state(saved.get("labels")) or labels
         encoded = encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
 
     seed_everything(config.seed)
-    model = build_model(config, tokenizer.vocab_size)
+    model = build_model(config, tokenizer.vocab_size, labels)
     if origin is not None and saved is None:
         note = transplant(model, tokenizer, config, origin)  # before the folder: a misfit leaves none
         config.notes.append(note[0].upper() + note[1:])
@@ -106,7 +111,8 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
     if saved is None and world.is_main:
         run_dir.prepare(overwrite=overwrite)
     header = {"letras_version": letras_version(), "plugins": plugin_versions(),
-              "config": config.to_dict(), "tokenizer": tokenizer.state()}
+              "config": config.to_dict(), "tokenizer": tokenizer.state(),
+              **({"labels": labels.state()} if labels else {})}
 
     def save(payload: dict[str, Any], best: bool) -> None:
         if run.checkpoints == 0 and not resume:
@@ -128,7 +134,9 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
                       progress=progress if world.is_main else None,
                       run_dir=str(run_dir.path), history=history, world=world,
                       resume_state=saved.get("trainer_state") if saved else None,
-                      best_val=saved.get("best_val") if saved else None)
+                      best_val=saved.get("best_val") if saved else None,
+                      labels=labels.ids(data.labels) if labels else None,
+                      label_names=labels.names if labels else None, weights=data.weights)
     section = config["trainer"]
     try:
         trainer = section.component.build(options=section.options)
@@ -152,7 +160,8 @@ def _train(config: cfg.PipelineConfig, words: list[str], tokenizer: Any, encoded
         raise LetrasError(f"trainer '{section.component.name}' finished without saving a checkpoint")
     run.finish()
 
-    trained = TrainedModel(config=config, tokenizer=tokenizer, model=model.eval(), run_dir=run_dir.path)
+    trained = TrainedModel(config=config, tokenizer=tokenizer, model=model.eval(), run_dir=run_dir.path,
+                           labels=labels)
     samples = trained.sample(seed=config.seed)
     run_dir.write_text("samples.txt", "".join(f"{w}\n" for w in samples))
     return TrainResult(run_dir.path, run.history, samples)

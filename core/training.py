@@ -122,8 +122,11 @@ class TrainingRun:
                  emit: Callable[[TrainEvent], None] | None = None, progress: Progress | None = None,
                  run_dir: str | None = None, resume_state: dict[str, Any] | None = None,
                  best_val: float | None = None, history: list[dict[str, Any]] | None = None,
-                 world: World | None = None):
+                 world: World | None = None, labels: Sequence[int] | None = None,
+                 label_names: Sequence[str] | None = None, weights: Sequence[float] | None = None):
         self.seed = seed
+        # A labelled corpus: each word's label id (names in label_names), and its weight.
+        self.labels, self.label_names, self.weights = labels, label_names, weights
         self.world = world or World()  # this process among those training together (torchrun)
         self.run_dir = run_dir
         self.progress = progress or Progress(quiet=True)
@@ -176,6 +179,23 @@ class TrainingRun:
         """The seeded train/validation split of this run (`letras eval` redoes it)."""
         self.val_fraction = val_fraction
         return split_words(words, val_fraction, self.seed)
+
+    def labelled_split(self, words: Sequence[Any], val_fraction: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``split``, with each part's labels and weights (None where the corpus has none):
+        ``{"words": [...], "labels": [...], "weights": [...]}``. The weights of the training
+        words are scaled to a mean of 1, so weighting keeps the loss's scale."""
+        train, val = self.split(range(len(words)), val_fraction)
+
+        def part(index: list[int]) -> dict[str, Any]:
+            return {"words": [words[i] for i in index],
+                    "labels": None if self.labels is None else [self.labels[i] for i in index],
+                    "weights": None if self.weights is None else [self.weights[i] for i in index]}
+
+        parts = part(train), part(val)
+        if parts[0]["weights"]:
+            mean = sum(parts[0]["weights"]) / len(parts[0]["weights"])
+            parts[0]["weights"] = [w / mean for w in parts[0]["weights"]]
+        return parts
 
     def step(self, step: int, total: int | None, epoch: int, loss: float | None, *,
              lr: float | None = None) -> None:

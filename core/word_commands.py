@@ -12,7 +12,7 @@ import sys
 import click
 
 from . import config as cfg
-from .plugins import get_host
+from .label_commands import read_eval_file, show_labelled_report
 
 checkpoint_option = click.option(
     "--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
@@ -47,6 +47,10 @@ checkpoint_option = click.option(
               help="Most words drawn by --exact or --unique (default: 200 per word asked for, at least 10,000).")
 @click.option("--seed", type=int, default=None, help="Same seed, same words.")
 @click.option("--sampler", default=None, help="Another registered sampler (greedy, beam).")
+@click.option("--label", default=None, metavar="LABEL[=W,...]",
+              help="A run trained with labels: draw from LABEL, or a blend, e.g. 'Galicia=0.7,Andalucía=0.3'.")
+@click.option("--blend", type=click.Choice(["mixture", "embedding"]), default="mixture", show_default=True,
+              help="How --label blends labels: a mixture of their words, or a mix of their embeddings.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any option of the sampler, e.g. --sampler beam -o width=50.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
@@ -60,8 +64,8 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
            top_p: float | None, prefix: str | None, max_length: int | None, min_length: int | None,
            suffix: str | None, contains: tuple[str, ...], pattern: str | None, exclude: tuple[str, ...],
            ban: tuple[str, ...], ban_exact: bool, novel: bool, unique: bool, exact: bool,
-           max_draws: int | None, seed: int | None, sampler: str | None, extra: tuple[str, ...],
-           fmt: str, device: str, precision: str, checkpoint: str) -> None:
+           max_draws: int | None, seed: int | None, sampler: str | None, label: str | None, blend: str,
+           extra: tuple[str, ...], fmt: str, device: str, precision: str, checkpoint: str) -> None:
     """Generate words from a trained run; stdout holds exactly the words, one per line.
 
     The constraints (--prefix, --suffix, --contains, --pattern, --exclude, --ban, --novel,
@@ -77,6 +81,7 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
                    "exclude": [w for path in exclude for w in read_words(path)],
                    "min_length": min_length, "novel": novel, "unique": unique, "exact": exact,
                    "max_draws": max_draws}
+    labelled = {"label": label, "blend": blend}
 
     trained = load_run(run_dir, checkpoint)
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "prefix": prefix,
@@ -89,16 +94,19 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
         options[key.strip()] = cfg.parse_value(value)
     if count is not None:
         options["count"] = count
+    trained.conditioned(label, blend)  # an unknown label fails here, before anything is drawn
     if sampler is not None:
         # another sampler takes only the options it declares, from the command line
         trained = trained.with_sampler(sampler, **options)
         options = {}
     if fmt == "text":
-        for word in trained.sample(seed=seed, device=device, precision=precision, **constraints, **options):
+        for word in trained.sample(seed=seed, device=device, precision=precision, **constraints, **labelled,
+                                   **options):
             click.echo(word)
         return
     n = options.pop("count", trained.config["sampler"].options.count)
-    for item in trained.generate(n, seed=seed, device=device, precision=precision, **constraints, **options):
+    for item in trained.generate(n, seed=seed, device=device, precision=precision, **constraints, **labelled,
+                                 **options):
         click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
 
 
@@ -107,8 +115,9 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
 @click.argument("words", nargs=-1)
 @click.option("--sort", is_flag=True, help="Most corpus-like first (by log-probability per character).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--label", default=None, help="A run trained with labels: score under this label (default: all).")
 @checkpoint_option
-def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, checkpoint: str) -> None:
+def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, label: str | None, checkpoint: str) -> None:
     """Log-probability of each WORD under the model (from stdin, one per line, if none given):
     total and per character, the end of the word included. Higher sounds more like the corpus."""
     from .trained import load_run
@@ -118,7 +127,7 @@ def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, check
         words = tuple(line.strip() for line in sys.stdin if line.strip())
         if not words:
             raise click.UsageError("no words given, on the command line or on stdin")
-    scores = trained.score(words)
+    scores = trained.score(words, label=label)
     unscored = [s for s in scores if s.unknown]
     if unscored:
         shown = ", ".join(f"{s.word!r} ({', '.join(s.unknown)})" for s in unscored[:5])
@@ -140,15 +149,16 @@ def score(run_dir: str, words: tuple[str, ...], sort: bool, as_json: bool, check
 @click.argument("word")
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many of the likeliest next letters to show.")
+@click.option("--label", default=None, help="A run trained with labels: explain under this label (default: all).")
 @checkpoint_option
-def explain(run_dir: str, word: str, top_k: int, checkpoint: str) -> None:
+def explain(run_dir: str, word: str, top_k: int, label: str | None, checkpoint: str) -> None:
     """WORD letter by letter: what the model reads, the letters it expects next, and the
     probability it gave to the letter that really follows (. is the word boundary)."""
     import math
 
     from .trained import load_run
 
-    steps = load_run(run_dir, checkpoint).explain(word, top_k=top_k)
+    steps = load_run(run_dir, checkpoint).explain(word, top_k=top_k, label=label)
     click.echo(f"{'read':>5}  {'next':<5} {'p(next)':>8}   likeliest next")
     total = 0.0
     for step in steps:
@@ -177,24 +187,27 @@ def plot(run_dir: str, output: str | None) -> None:
 @click.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--file", "path", type=click.Path(), default=None,
-              help="A word file (one per line) instead of the run's validation split.")
+              help="A word file (one per line), or a .csv/.tsv table, instead of the run's validation split.")
+@click.option("--word-column", default=None, help="The table's column of words (default: word).")
+@click.option("--label-column", default=None,
+              help="The table's column of labels: the loss per label, and the classification's accuracy.")
 @click.option("--samples", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Words to draw for the novelty, uniqueness and length figures (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @checkpoint_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: str, checkpoint: str,
-             as_json: bool) -> None:
+def evaluate(run_dir: str, path: str | None, word_column: str | None, label_column: str | None, samples: int,
+             seed: int, device: str, checkpoint: str, as_json: bool) -> None:
     """Loss in nats and bits per character and perplexity (weighted by characters), and the
     share of novel and unique words among samples, with their length's distance to the corpus."""
     from .trained import load_run
 
     trained = load_run(run_dir, checkpoint)
-    words = None
+    words = labels = None
     if path is not None:
-        words = get_host().registry("corpus").get("file").build(path=path).words()
-    report = trained.evaluate(words, source=path or "validation split", device=device)
+        words, labels = read_eval_file(path, word_column, label_column)
+    report = trained.evaluate(words, source=path or "validation split", device=device, labels=labels)
     if samples:
         report["samples"] = trained.sample_statistics(samples, seed=seed, device=device)
     if as_json:
@@ -207,6 +220,7 @@ def evaluate(run_dir: str, path: str | None, samples: int, seed: int, device: st
         plural = "s" if unscored["words"] > 1 else ""
         click.echo(f"not scored: {unscored['words']:,} word{plural} ({unscored['chars']:,} characters) with letters "
                    f"the model never saw: {', '.join(unscored['letters'])}")
+    show_labelled_report(report)
     stats = report.get("samples")
     if stats:
         click.echo(f"{stats['count']:,} samples: {stats['novel']:.1%} novel, {stats['unique']:.1%} unique, "

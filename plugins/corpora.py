@@ -1,12 +1,16 @@
-"""Built-in corpora: the notes' 15 cities, Spain's municipalities, and any word file."""
+"""Built-in corpora: the notes' 15 cities, Spain's municipalities (labelled by region if asked), any word
+file, and any table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
-from letras.core import LetrasError, UsageError, hookimpl, option
+from letras.core import LabelledWords, LetrasError, UsageError, hookimpl, option
+
+from .table import TableOptions
 
 # The 15 cities of the teaching notes' GeneradorCiudades, exactly as written there.
 CIUDADES = (
@@ -29,10 +33,21 @@ def ciudades() -> WordList:
     return WordList(list(CIUDADES))
 
 
-def municipios() -> WordList:
+@dataclass
+class MunicipiosOptions:
+    label: Literal["none", "community", "province"] = option(
+        "none", help="label each name with its autonomous community (19) or province (52); "
+                     "a name two regions share is then a word of each")
+
+
+def municipios(label: str = "none") -> WordList | LabelledWords:
     """8,238 Spanish municipality names (INE, 2021); attribution in letras/plugins/data/SOURCES.md."""
-    text = resources.files("letras.plugins").joinpath("data/es_municipios.txt").read_text("utf-8")
-    return WordList(text.splitlines())
+    data = resources.files("letras.plugins").joinpath("data")
+    if label == "none":
+        return WordList(data.joinpath("es_municipios.txt").read_text("utf-8").splitlines())
+    rows = [line.split("\t") for line in data.joinpath("es_municipios_regiones.tsv").read_text("utf-8").splitlines()]
+    column = rows[0].index(label)
+    return LabelledWords([row[0] for row in rows[1:]], [row[column] for row in rows[1:]])
 
 
 @dataclass
@@ -85,7 +100,9 @@ def read_word_file(path: str, dedupe: bool = False, max_word_length: int = 200) 
 @hookimpl
 def register_corpora(register):
     register("ciudades", ciudades, help="The 15 Spanish cities of the teaching notes")
-    register("municipios", municipios,
-             help="8,238 Spanish municipality names (Fuente: INE, 2021)")
+    register("municipios", municipios, options=MunicipiosOptions,
+             help="8,238 Spanish municipality names (Fuente: INE, 2021), labelled by community or province")
     register("file", read_word_file, options=FileOptions,
              help="Any UTF-8 file with one word per line")
+    register("table", "letras.plugins.table:read_table", options=TableOptions,
+             help="A CSV or TSV file with a header: a word column, optional label and weight columns")

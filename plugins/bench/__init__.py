@@ -25,15 +25,17 @@ from letras.core import hookimpl
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
               help="Of all three loops and the sampling: bf16 on a GPU or a CPU with bfloat16 instructions; "
                    "auto: bf16 where the device has it.")
+@click.option("--labels", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also train letras with this many labels (word i has label i mod N): the price of a label.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench(corpus: str, cell: str, hidden: int, batch_size: int, seconds: float, device: str,
-          precision: str, as_json: bool) -> None:
+          precision: str, labels: int, as_json: bool) -> None:
     """Training characters/s of the notes' loop, a plain padded torch loop and letras, on the
     same model and data in one process; then sampling words/s and peak memory."""
     from .measure import run_benchmark
 
     report = run_benchmark(corpus=corpus, cell=cell, hidden=hidden, batch_size=batch_size,
-                           seconds=seconds, device=device, precision=precision,
+                           seconds=seconds, device=device, precision=precision, labels=labels,
                            progress=lambda text: click.echo(text, err=True))
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -48,10 +50,15 @@ def format_report(r: dict) -> str:
     lines = [f"letras bench: {r['corpus']} ({r['words']:,} words), {r['cell']} {r['hidden']}, "
              f"device {r['device']}, {r['precision']}, torch {r['torch']}, {r['threads']} threads",
              "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
+    if r.get("labelled"):
+        rows.append((f"letras, {r['labelled']['labels']} labels", {**r["letras"], **r["labelled"]}))
     for name, m in rows:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
     lines += ["", f"letras / notes' loop   {r['ratios']['letras_vs_notes']:>8.1f}x",
-              f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x", "",
+              f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x"]
+    if r.get("labelled"):
+        lines.append(f"with labels / without {r['ratios']['labelled_vs_letras']:>8.2f}x")
+    lines += ["",
               f"sampling, {r['sampling']['batch']:,} words at a time: {r['sampling']['words_per_s']:,.0f} words/s "
               f"({r['sampling']['chars_per_s']:,.0f} chars/s, "
               f"{r['sampling']['chars_per_s'] / max(r['sampling']['words_per_s'], 1e-9):.1f} a word with its end; "

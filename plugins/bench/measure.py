@@ -29,9 +29,10 @@ def load_corpus(name: str) -> tuple[str, list[str]]:
     return name, components("corpus").get(name).build().words()
 
 
-def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device) -> Any:
+def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device, num_labels: int = 0) -> Any:
     torch.manual_seed(0)
-    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING)
+    labelled = {"num_labels": num_labels} if num_labels else {}
+    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING, **labelled)
     return model.to(device)
 
 
@@ -108,18 +109,21 @@ def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: to
 
 
 def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int,
-                   seconds: float, device: torch.device, precision: str = "fp32") -> tuple[float, Any]:
+                   seconds: float, device: torch.device, precision: str = "fp32", labels: int = 0) -> tuple[float, Any]:
     """The word-reset trainer as a user runs it, for ``seconds``, no validation, no checkpoints.
 
     The learning rate is annealed (cosine) over the time, as ``names-lstm`` does, so the model
     the sampling is timed on has settled: at a constant rate the words it drew were 11.5 to
     16.9 characters long from one run to the next, wherever training happened to stop, and
-    words/s moved with them; annealed, they are as long as the corpus's."""
-    model = make_model(cell, vocab_size, hidden, device)
+    words/s moved with them; annealed, they are as long as the corpus's.
+
+    With ``labels``, word i has label i mod ``labels`` and the model is conditioned on them:
+    the price of a label in training speed."""
+    model = make_model(cell, vocab_size, hidden, device, labels)
     trainer = components("trainer").get("word-reset").build(
         epochs=1_000_000, batch_size=batch_size, lr=0.003, schedule="cosine", val_fraction=0.0,
         max_seconds=seconds, device=str(device), precision=precision, log_every=1_000_000)
-    run = TrainingRun(seed=0)
+    run = TrainingRun(seed=0, labels=[i % labels for i in range(len(encoded))] if labels else None)
     trainer.fit(model, encoded, run)
     chars = sum(m["chars"] for m in run.history)
     train_seconds = sum(m["chars"] / m["chars_per_s"] for m in run.history)
@@ -147,10 +151,11 @@ def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.devi
 
 
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
-                  device: str = "cpu", precision: str = "fp32",
+                  device: str = "cpu", precision: str = "fp32", labels: int = 0,
                   progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
-    device has it)."""
+    device has it). With ``labels``, the letras trainer also trains a model conditioned on that
+    many labels, right after the plain one, for the price of a label."""
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device, setting="--precision {}")
     name, words = load_corpus(corpus)
@@ -172,6 +177,10 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     progress(f"letras trainer: {seconds:g} s ...")
     fast, model = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision)
     letras_padding = _grouped_padding(encoded, batch_size)
+    labelled = None
+    if labels:
+        progress(f"letras trainer with {labels} labels: {seconds:g} s ...")
+        labelled = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels)[0]
     progress(f"sampling: {2 * min(seconds, 2):g} s ...")
     words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision,
                                              count=SAMPLED_PER_CALL)
@@ -184,7 +193,9 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         "notes": {"chars_per_s": notes, "padding": 0.0},
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
         "letras": {"chars_per_s": fast, "padding": letras_padding},
-        "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain},
+        "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain,
+                   **({"labelled_vs_letras": labelled / fast} if labelled else {})},
+        **({"labelled": {"labels": labels, "chars_per_s": labelled}} if labelled else {}),
         "sampling": {"batch": 1000, "words_per_call": SAMPLED_PER_CALL, "words_per_s": words_per_s,
                      "chars_per_s": chars_per_s, "one_batch_per_call_words_per_s": one_batch,
                      # words/s moves with the length of the words drawn: the corpus's, for comparison

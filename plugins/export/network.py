@@ -26,11 +26,20 @@ def cell_name(trained: Any) -> str:
     return str(getattr(section.options, "cell", section.component.name))
 
 
+def refuse_labels(trained: Any, fmt: str) -> None:
+    """A model trained with labels reads a label beside every letter; no format carries that yet."""
+    if getattr(trained, "labels", None):
+        raise LetrasError(f"this run was trained with labels ({len(trained.labels)}: {', '.join(trained.labels.names[:3])}"
+                          f"{', ...' if len(trained.labels) > 3 else ''}), which the {fmt} format does not carry yet",
+                          hint="export a run trained without labels")
+
+
 def describe(trained: Any, fmt: str, dtype: str) -> dict[str, Any]:
     """The network section of an exported document: input, cell, layers and head, each
     tensor encoded as ``{"shape", "data"}`` (``encode``)."""
     from letras.plugins.recurrent.generator import Generator
 
+    refuse_labels(trained, fmt)
     model = trained.model
     if not isinstance(model, Generator):  # another model's forward may do anything
         raise LetrasError(f"model '{trained.config['model'].component.name}' cannot be exported to {fmt}: the "

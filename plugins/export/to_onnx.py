@@ -25,7 +25,7 @@ from torch import nn
 
 from letras.core import LetrasError
 
-from .network import cell_name
+from .network import cell_name, refuse_labels
 
 NAMES = {1: ["h"], 2: ["h", "c"]}  # the state's tensors, named as torch names an LSTM's
 
@@ -60,6 +60,7 @@ class OnnxExporter:
         self.opset = opset
 
     def export(self, trained: Any, path: Path) -> None:
+        refuse_labels(trained, "onnx")
         onnx = _require_onnx()
         model = trained.model.to("cpu").eval()
         boundary = trained.tokenizer.boundary_id

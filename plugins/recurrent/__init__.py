@@ -33,6 +33,8 @@ class RecurrentOptions:
     dropout_mask: Literal["letter", "word"] = option(
         "letter", help="letter: a new dropout mask at every letter (nn.Dropout); word: one mask for all the "
                        "letters of a word (variational dropout), faster on a CPU and better on names.txt")
+    label_dim: int = option(16, min=1, help="size of the label embedding concatenated to every letter's, "
+                                            "when the corpus has labels (docs/labels.md); unused otherwise")
 
     def adapt(self, stats: CorpusStats) -> Optional[str]:
         """Resolve the ``auto`` values for this list (letras.core.adapt); a note of the choices."""

@@ -24,18 +24,24 @@ class Generator(nn.Module):
 
     Reading a whole word at once and reading it letter by letter, carrying the state,
     give the same logits: the cell is the only place where positions meet.
+
+    With ``num_labels`` (a labelled corpus) the word's label is an input too: its embedding
+    is concatenated to every letter's, so any cell works unchanged, only wider. Without, the
+    model is exactly the unlabelled one, parameter for parameter.
     """
 
     def __init__(self, vocab_size: int, *, cell: str = "lstm", cell_options: dict[str, Any] | None = None,
                  hidden_size: int = 128, embedding_dim: int = 32, num_layers: int = 1,
-                 dropout: float = 0.0, dropout_mask: str = "letter"):
+                 dropout: float = 0.0, dropout_mask: str = "letter", label_dim: int = 16, num_labels: int = 0):
         super().__init__()
         if AUTO in (hidden_size, embedding_dim, num_layers, dropout):
             raise UsageError("a model option is 'auto', which only a run on a corpus resolves",
                              hint="train through letras.core.train or give a value")
         self.vocab_size = vocab_size
+        self.num_labels = num_labels
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
-        input_size = embedding_dim or vocab_size  # one-hot input, as in the notes
+        self.label_embedding = nn.Embedding(num_labels, label_dim) if num_labels else None
+        input_size = (embedding_dim or vocab_size) + (label_dim if num_labels else 0)  # one-hot: as in the notes
         build = components("cell").get(cell).build
         if dropout_mask == "word" and num_layers > 1:
             self.cell = LayerStack([build(input_size if i == 0 else hidden_size, hidden_size, num_layers=1,
@@ -45,14 +51,31 @@ class Generator(nn.Module):
         self.dropout = WordDropout(dropout) if dropout_mask == "word" else nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
-    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def forward(self, ids: torch.Tensor, state: Any = None, labels: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, Any]:
+        """``labels``: each word's label id (B,), or a blend, weights over the labels (B, L)."""
         if self.embedding is None:
             x = F.one_hot(ids, self.vocab_size).float()  # (B, T, V)
         else:
             x = self.dropout(self.embedding(ids))  # (B, T, E)
+        if self.label_embedding is not None:
+            x = torch.cat([x, self._labels(labels, ids.shape[1]).to(x.dtype)], dim=-1)  # (B, T, E + D)
+        elif labels is not None:
+            raise ValueError("this model was trained without labels")
         out, state = self.cell(x, state)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, state
+
+
+    def _labels(self, labels: torch.Tensor | None, length: int) -> torch.Tensor:
+        """The label embedding of each word, repeated at each of ``length`` positions: (B, T, D)."""
+        if labels is None:
+            raise ValueError("this model was trained with labels: give each word's label")
+        if labels.is_floating_point():  # a blend: the weighted mean of the label embeddings
+            vectors = labels @ self.label_embedding.weight
+        else:
+            vectors = self.label_embedding(labels)
+        return vectors[:, None, :].expand(-1, length, -1)
 
 
 def rnn_generator(vocab_size: int, **options: Any) -> Generator:

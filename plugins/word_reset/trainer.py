@@ -8,26 +8,27 @@ import time
 from typing import Any, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
-from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss
+from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss, weighted_cross_entropy
+from letras.core.conditioning import loss_per_label
 
 from . import WordResetOptions
 from .adam import make_adam
 from .averaging import WeightAverage
 
 
-def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None = None,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
     """The notes' loop: one letter per call, the state carried from letter to letter."""
     state, steps = None, []
+    given = {} if labels is None else {"labels": labels}
     for t in range(inputs.shape[1]):
-        logits_t, state = model(inputs[:, t:t + 1], state)  # (B, 1, V)
+        logits_t, state = model(inputs[:, t:t + 1], state, **given)  # (B, 1, V)
         steps.append(logits_t)
     logits = torch.cat(steps, dim=1)  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    return weighted_cross_entropy(logits, targets, weights)
 
 
 class WordResetTrainer:
@@ -61,8 +62,9 @@ class WordResetTrainer:
     def fit(self, model: Any, words: Sequence[Sequence[int]], run: TrainingRun) -> None:
         o = self.options
         device = run.device(o.device)
-        train_words, val_words = run.split(words, o.val_fraction)
-        train, val = WordBatches(train_words, device), WordBatches(val_words, device)
+        train_part, val_part = run.labelled_split(words, o.val_fraction)
+        train = WordBatches(train_part["words"], device, labels=train_part["labels"], weights=train_part["weights"])
+        val = WordBatches(val_part["words"], device, labels=val_part["labels"])
         precision = resolve_precision(o.precision, device, setting="trainer.precision={}")
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
@@ -127,15 +129,17 @@ class WordResetTrainer:
             loss_total = torch.tensor(saved.get("loss_total", 0.0) if skip else 0.0, device=device)
             chars = saved.get("chars", 0) if skip else 0
             out_of_time = False
-            batches = train.batches(o.batch_size, generator=generator, group_by_length=o.group_by_length,
-                                    shard=(world.rank, world.size))
-            for i, (inputs, targets, n) in enumerate(batches):
+            batches = train.labelled_batches(o.batch_size, generator=generator, group_by_length=o.group_by_length,
+                                             shard=(world.rank, world.size))
+            for i, (inputs, targets, n, labels, weights) in enumerate(batches):
                 if i < skip:
                     continue  # trained before the interruption this run resumes from
                 if n == 0:  # this process got no word of a small last batch: take part all the same
                     inputs, targets = train.inputs[:1, :1], torch.full_like(train.targets[:1, :1], IGNORE)
+                    labels = None if labels is None else train.labels[:1]
+                    weights = None if weights is None else train.weights[:1]
                 with autocast(device, precision):
-                    loss = (unrolled_loss_sum if manual else loss_sum)(net, inputs, targets)
+                    loss = (unrolled_loss_sum if manual else loss_sum)(net, inputs, targets, labels, weights)
                 scaler.scale(loss / per_batch).backward()
                 if o.grad_clip:
                     scaler.unscale_(optimizer)
@@ -183,6 +187,8 @@ class WordResetTrainer:
                            "val_bpc": val_loss / math.log(2) if val_loss is not None else None,
                            "chars_per_s": chars / seconds if seconds > 0 else None,
                            "seconds": time.monotonic() - start, "lr": optimizer.param_groups[0]["lr"]}
+                if run.label_names and len(val):
+                    metrics["val_loss_per_label"] = loss_per_label(model, val, run.label_names)
                 save = stop or epoch == o.epochs or epoch % o.checkpoint_every == 0
                 run.end_epoch(metrics, model, state(epoch, 0, generator.get_state()), save=save)
             if stop:

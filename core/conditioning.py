@@ -1,0 +1,167 @@
+"""A conditional model seen through the plain model interface, and what labels make possible:
+classification by Bayes' rule, and the loss per label.
+
+Samplers, scoring and explanations call ``model(ids, state)``. ``LabelBound`` fixes the
+label (or a blend of label embeddings) a conditional model reads, and ``LabelMixture`` makes
+a mixture of the labels' word distributions; both answer that same call, so every sampler,
+a plugin's included, draws from a label without knowing labels exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .batching import IGNORE, WordBatches, evaluating
+from .labels import LabelSet
+
+
+class LabelBound(nn.Module):
+    """``model`` reading every word under one label (an id) or a blend of label embeddings
+    (weights over the labels, summing to 1)."""
+
+    def __init__(self, model: nn.Module, label: int | Sequence[float]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("label", torch.tensor(label, dtype=torch.long if isinstance(label, int)
+                                                   else torch.float32), persistent=False)
+
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        label = self.label.to(ids.device)
+        labels = label.expand(ids.shape[0]) if label.dim() == 0 else label.expand(ids.shape[0], -1)
+        return self.model(ids, state, labels=labels)
+
+
+class LabelMixture(nn.Module):
+    """The mixture of the labels' word distributions, sum over l of w_l P(word | l), read
+    letter by letter: each next letter is drawn from the labels' next-letter distributions
+    weighted by P(l | the letters so far), which starts at ``weights`` and follows Bayes'
+    rule as letters are read. With the labels' training shares as weights, this is the model
+    of the whole corpus.
+
+    The state holds each label's state, the log-weights (1, B, L) and the last position's
+    log-probabilities (1, B, L, V): all with the batch at dimension 1, so samplers can drop
+    and reorder words as they do with nn.RNN's state.
+    """
+
+    def __init__(self, model: nn.Module, weights: Sequence[float]):
+        super().__init__()
+        self.model = model
+        log = [math.log(w) if w > 0 else float("-inf") for w in weights]
+        self.register_buffer("log_weights", torch.tensor(log), persistent=False)
+        self.active = [i for i, w in enumerate(weights) if w > 0]  # labels of weight 0 are never read
+
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        B, T = ids.shape
+        if state is None:
+            states, log_w, last = [None] * len(self.active), self.log_weights[self.active].to(ids.device).expand(B, -1), None
+        else:
+            states, log_w, last = list(state[0]), state[1][0], state[2][0]
+        logps, new_states = [], []
+        for label, s in zip(self.active, states):
+            logits, s = self.model(ids, s, labels=torch.full((B,), label, dtype=torch.long, device=ids.device))
+            logps.append(torch.log_softmax(logits.float(), dim=-1))
+            new_states.append(s)
+        logp = torch.stack(logps, dim=1)  # (B, L, T, V)
+        # log P(letter read at t | letters before, l): the first from the previous call, if any
+        read = logp[:, :, :-1].gather(-1, ids[:, None, 1:, None].expand(-1, len(self.active), -1, 1)).squeeze(-1)
+        first = torch.zeros(B, len(self.active), 1, device=ids.device) if last is None else \
+            last.gather(-1, ids[:, None, :1].expand(-1, len(self.active), 1))
+        posterior = log_w[:, :, None] + torch.cat([first, read], dim=2).cumsum(dim=2)  # (B, L, T)
+        posterior = posterior - torch.logsumexp(posterior, dim=1, keepdim=True)
+        mixed = torch.logsumexp(posterior[..., None] + logp, dim=1)  # (B, T, V): log-probabilities
+        return mixed, (tuple(new_states), posterior[None, :, :, -1], logp[None, :, :, -1])
+
+
+@dataclasses.dataclass
+class Classification:
+    """A word's labels, likeliest first, with P(label | word); empty when the word holds
+    letters the model never saw (``unknown`` names them)."""
+
+    word: str
+    labels: list[tuple[str, float]]
+    unknown: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def label(self) -> str | None:
+        return self.labels[0][0] if self.labels else None
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        shown = self.labels[:top] if top else self.labels
+        return {"word": self.word, "label": self.label, "labels": [{"label": n, "p": p} for n, p in shown],
+                **({"unknown": self.unknown} if self.unknown else {})}
+
+
+@torch.inference_mode()
+def classify_words(model: nn.Module, tokenizer: Any, words: Sequence[str], labels: LabelSet, *,
+                   device: Any = "cpu") -> list[Classification]:
+    """P(label | word) by Bayes' rule: P(word | label), the model's, times the label's share
+    of the training words, normalised over the labels."""
+    from .scoring import score_words
+
+    columns = [score_words(LabelBound(model, i), tokenizer, words, device=device) for i in range(len(labels))]
+    logp = torch.tensor([[s.logprob for s in column] for column in columns], dtype=torch.float64).T  # (W, L)
+    posterior = torch.softmax(logp + torch.tensor(labels.priors(), dtype=torch.float64).log(), dim=1)
+    result = []
+    for i, word in enumerate(words):
+        if columns[0][i].unknown:
+            result.append(Classification(word, [], columns[0][i].unknown))
+            continue
+        order = torch.argsort(posterior[i], descending=True).tolist()
+        result.append(Classification(word, [(labels.names[j], float(posterior[i, j])) for j in order]))
+    return result
+
+
+@torch.no_grad()
+def loss_per_label(model: nn.Module, data: WordBatches, names: Sequence[str], batch_size: int = 1024) -> dict[str, float]:
+    """Mean nats per predicted character of the words of each label, in one pass over ``data``
+    (which carries the labels); labels without words are left out."""
+    totals = torch.zeros(len(names), dtype=torch.float64, device=data.device)
+    chars = torch.zeros(len(names), dtype=torch.float64, device=data.device)
+    with evaluating(model):
+        for inputs, targets, _, labels, _ in data.labelled_batches(batch_size):
+            logits, _ = model(inputs, labels=labels)
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, ignore_index=IGNORE,
+                                                    reduction="none")  # (B, T)
+            totals.index_add_(0, labels, nll.double().sum(dim=1))
+            chars.index_add_(0, labels, (targets != IGNORE).sum(dim=1).double())
+    return {name: float(t / c) for name, t, c in zip(names, totals.tolist(), chars.tolist()) if c}
+
+
+BLENDS = ("mixture", "embedding")
+
+
+def conditioned_model(model: nn.Module, labels: LabelSet | None, label: str | dict[str, float] | None,
+                      blend: str = "mixture", where: str = "--label") -> nn.Module:
+    """``model`` reading ``label`` (a name, ``A=0.7,B=0.3`` or a dict), as ``TrainedModel.conditioned``
+    describes; the model itself for a run without labels."""
+    from .errors import UsageError
+
+    if blend not in BLENDS:
+        raise UsageError(f"blend must be {' or '.join(BLENDS)}, got {blend!r}", where="--blend")
+    if labels is None:
+        if label is not None:
+            raise UsageError("this run was trained without labels", where=where,
+                             hint="train on a labelled corpus (docs/labels.md)")
+        return model
+    if label is None:
+        return LabelMixture(model, labels.priors())
+    weights = labels.blend(label, where)
+    if max(weights) == 1.0:
+        return LabelBound(model, weights.index(1.0))
+    return LabelMixture(model, weights) if blend == "mixture" else LabelBound(model, weights)
+
+
+def classification_report(truth: Sequence[str], predicted: Sequence[Classification]) -> dict[str, Any]:
+    """Accuracy, and the confusion table: true label -> predicted label -> words."""
+    confusion: dict[str, dict[str, int]] = {}
+    for label, guess in zip(truth, predicted):
+        row = confusion.setdefault(label, {})
+        row[guess.label] = row.get(guess.label, 0) + 1
+    right = sum(row.get(label, 0) for label, row in confusion.items())
+    return {"accuracy": right / len(truth) if truth else float("nan"), "words": len(truth),
+            "confusion": confusion}

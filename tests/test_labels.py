@@ -1,0 +1,278 @@
+"""Labelled corpora, conditional models, sampling and scoring by label, classification."""
+
+import json
+import os
+import signal
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT
+from letras.core import (Interrupted, LabelledWords, LetrasError, UsageError, hookimpl, load_config, load_run,
+                         train)
+from letras.core.testing import registered_plugin, train_tiny
+
+REGIONS = ("Galicia", "Cataluña", "País Vasco", "Castilla y León")  # labels with spaces and accents
+
+LABELLED = """
+name: labelled
+seed: 1
+corpus:    {name: table, path: towns.tsv, word: name, label: community}
+model:     {name: lstm, hidden_size: 24, embedding_dim: 8, label_dim: 4}
+trainer:   {name: word-reset, epochs: 3, batch_size: 16, lr: 0.01, val_fraction: 0.2, device: cpu}
+sampler:   {name: temperature, count: 5}
+"""
+
+
+def towns(per_region: int = 60) -> list[tuple[str, str]]:
+    """The first ``per_region`` municipalities of each of REGIONS."""
+    rows = [line.split("\t") for line in
+            (ROOT / "plugins" / "data" / "es_municipios_regiones.tsv").read_text("utf-8").splitlines()[1:]]
+    return [(name, community) for region in REGIONS
+            for name, community, _ in [row for row in rows if row[1] == region][:per_region]]
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labelled")
+    (folder / "towns.tsv").write_text("name\tcommunity\n" + "".join(f"{n}\t{c}\n" for n, c in towns()), "utf-8")
+    (folder / "labelled.yaml").write_text(LABELLED)
+    train(load_config(str(folder / "labelled.yaml"), [f"output={folder / 'run'}"]))
+    return folder / "run"
+
+
+# --- labelled corpora ---------------------------------------------------------------------
+
+def test_table_corpus_sniffs_the_delimiter_and_reads_labels_and_weights(tmp_path):
+    from letras.plugins.table import read_table
+
+    (tmp_path / "names.csv").write_text("\ufeffname;sex;count\r\nLucía;mujer;120\r\n\r\nHugo;hombre;3.5\r\n", "utf-8")
+    table = read_table(str(tmp_path / "names.csv"), word="name", label="sex", weight="count")
+    assert table.words() == ["Lucía", "Hugo"] and table.labels() == ["mujer", "hombre"]
+    assert table.weights() == [120.0, 3.5]
+    (tmp_path / "plain.txt").write_text("word|x\nLeón|1\n", "utf-8")
+    assert read_table(str(tmp_path / "plain.txt"), delimiter="pipe").words() == ["León"]
+    assert read_table(str(tmp_path / "plain.txt")).labels() is None
+
+
+@pytest.mark.parametrize("text,options,message", [
+    ("word\tlabel\nVigo\tGalicia\nLugo\t\n", {"label": "label"}, "line 3 ('Lugo') has an empty 'label' cell"),
+    ("word\tcount\nVigo\t3\nLugo\t0\n", {"weight": "count"}, "line 3 has 'count' '0': a weight is a positive number"),
+    ("word\tcount\nVigo\tmany\n", {"weight": "count"}, "line 2 has 'count' 'many'"),
+    ("name\tcommunity\nVigo\tGalicia\n", {"label": "region", "word": "name"},
+     "has no 'region' column for the labels (its columns: name, community)"),
+    ("word\tlabel\nVigo\n", {"label": "label"}, "line 2 has 1 columns, the header 2"),
+])
+def test_bad_tables_are_one_clear_line(invoke, tmp_path, text, options, message):
+    (tmp_path / "t.tsv").write_text(text, "utf-8")
+    args = [f"corpus.{k}={v}" for k, v in options.items()]
+    (tmp_path / "c.yaml").write_text(LABELLED.replace("word: name, label: community", "").replace("towns.tsv", "t.tsv"))
+    result = invoke("validate", tmp_path / "c.yaml", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) <= 2  # the error, and perhaps its hint
+
+
+def test_municipios_labelled_by_community_and_province():
+    from letras.plugins.corpora import municipios
+
+    assert municipios().words() == municipios("none").words()  # unchanged without a label
+    community, province = municipios("community"), municipios("province")
+    assert len(set(community.labels())) == 19 and len(set(province.labels())) == 52
+    assert dict(zip(community.words(), community.labels()))["Sanxenxo"] == "Galicia"
+    assert set(community.words()) == set(municipios().words())
+
+
+def test_a_corpus_checks_what_labels_and_weights_return():
+    from letras.core.labels import read_corpus
+
+    assert read_corpus(LabelledWords(["a", "", "b"], ["x", "y", "z"]), "c").labels == ["x", "z"]
+    with pytest.raises(LetrasError, match="one entry per word"):
+        read_corpus(LabelledWords(["a", "b"], ["x"]), "c")
+    with pytest.raises(UsageError, match="word 2 \\('b'\\) has weight -1"):
+        read_corpus(LabelledWords(["a", "b"], weights=[1, -1]), "c")
+
+
+def test_a_corpus_plugin_with_labels_trains_a_third_party_cell(tmp_path):
+    """The example plugin's corpus is unchanged; a plugin returning LabelledWords from the same
+    data trains its gru cell conditioned on the period."""
+    sys.path.insert(0, str(ROOT / "examples" / "letras-gru"))
+    try:
+        import letras_gru
+        from letras_gru.corpus import dinosaurios
+    finally:
+        sys.path.pop(0)
+    rows = [(name, period) for period in ("triassic", "jurassic", "cretaceous") for name in dinosaurios(period).words()]
+    plugin = types.ModuleType("periods")
+    plugin.register_corpora = hookimpl(lambda register: register(
+        "periodos", lambda: LabelledWords([n for n, _ in rows], [p for _, p in rows])))
+    with registered_plugin(plugin) as host:
+        host.add(letras_gru, name="gru", source="test")
+        result = train_tiny(tmp_path / "run", corpus={"name": "periodos"},
+                            model={"name": "generator", "cell": "gru", "hidden_size": 16, "embedding_dim": 8})
+        trained = load_run(tmp_path / "run")
+        assert trained.labels.names == ["cretaceous", "jurassic", "triassic"]
+        assert len(trained.sample(label="triassic", count=4, seed=0)) == 4
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+# --- the conditional model ----------------------------------------------------------------
+
+def test_without_labels_the_model_is_todays(tmp_path):
+    train_tiny(tmp_path / "run")
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert "labels" not in saved
+    assert not any(key.startswith("label") for key in saved["model"])
+    assert load_run(tmp_path / "run").labels is None
+
+
+def test_a_labelled_run_saves_its_labels_and_reports_loss_per_label(labelled_run):
+    saved = torch.load(labelled_run / "checkpoint.pt", weights_only=True)
+    assert saved["labels"]["names"] == sorted(REGIONS) and saved["labels"]["counts"] == [60] * 4
+    assert saved["model"]["label_embedding.weight"].shape == (4, 4)
+    metrics = [json.loads(line) for line in (labelled_run / "metrics.jsonl").read_text().splitlines()]
+    assert set(metrics[-1]["val_loss_per_label"]) == set(REGIONS)
+
+
+def test_a_model_without_labels_support_is_a_clear_error(tmp_path):
+    plugin = types.ModuleType("plain")
+    plugin.register_models = hookimpl(lambda register: register(
+        "plain", lambda vocab_size: torch.nn.Linear(1, 1)))
+    with registered_plugin(plugin), pytest.raises(UsageError, match="model 'plain' cannot be conditioned on labels"):
+        train_tiny(tmp_path / "run", corpus={"name": "municipios", "label": "community"}, model={"name": "plain"})
+
+
+def test_resume_with_labels_is_bit_exact(labelled_run, tmp_path):
+    from test_resume import assert_same_training, interrupting_plugin
+
+    config_path = labelled_run.parent / "labelled.yaml"
+    train(load_config(str(config_path), [f"output={tmp_path / 'straight'}"]))
+    config = load_config(str(config_path), [f"output={tmp_path / 'broken'}"])
+    plugin = interrupting_plugin("checkpoint_saved", 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with registered_plugin(plugin), pytest.raises(Interrupted):
+        train(config)
+    train(config, resume=True)
+    assert_same_training(torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True),
+                         torch.load(tmp_path / "broken" / "checkpoint.pt", weights_only=True))
+
+
+def test_weights_draw_frequent_words_more(tmp_path):
+    """Two words, one weighing 50 times the other: the model learns to prefer it."""
+    (tmp_path / "w.csv").write_text("word,count\nAbc,50\nXyz,1\n", "utf-8")
+    train_tiny(tmp_path / "run", corpus={"name": "table", "path": str(tmp_path / "w.csv"), "weight": "count"},
+               trainer={"epochs": 40, "batch_size": 2})
+    abc, xyz = load_run(tmp_path / "run").score(["Abc", "Xyz"])
+    assert abc.logprob > xyz.logprob + 1.0
+
+
+# --- sampling, scoring and classifying by label ---------------------------------------------
+
+def test_sample_by_label_and_blend_with_every_sampler(labelled_run):
+    trained = load_run(labelled_run)
+    for sampler in ("temperature", "greedy", "beam"):
+        chosen = trained.with_sampler(sampler, count=3)
+        assert len(chosen.sample(label="País Vasco", seed=0)) == 3
+        assert len(chosen.sample(label="Galicia=0.7,Cataluña=0.3", seed=0)) == 3
+        assert len(chosen.sample(label={"Galicia": 1, "Cataluña": 1}, blend="embedding", seed=0)) == 3
+    assert trained.sample(label="Galicia", seed=5, count=6) == trained.sample(label="Galicia", seed=5, count=6)
+    novel = trained.generate(4, novel=True, label="Castilla y León", seed=0)
+    assert all(s.novel for s in novel) and all(s.word not in dict(towns()) for s in novel)
+
+
+def test_a_mixture_blend_is_the_mixture_of_word_probabilities(labelled_run):
+    """The mixture's letter-by-letter Bayes update gives exactly the mixture of word probabilities."""
+    trained = load_run(labelled_run)
+    words = ["Vigo", "Lleida", "Getxo"]
+    per_label = {name: [s.logprob for s in trained.score(words, label=name)] for name in REGIONS}
+    mixed = [s.logprob for s in trained.score(words, label="Galicia=0.5,Cataluña=0.5")]
+    for i in range(len(words)):
+        expected = torch.logsumexp(torch.tensor([per_label["Galicia"][i], per_label["Cataluña"][i]],
+                                                dtype=torch.float64) + torch.tensor(0.5).log(), 0)
+        assert mixed[i] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_sample_cli_label_errors_name_the_labels(invoke, labelled_run):
+    result = invoke("sample", labelled_run, "--label", "Galizia", "-n", "2")
+    assert result.exit_code == 2
+    assert "unknown label 'Galizia'; this run's labels are: Castilla y León, Cataluña, Galicia, País Vasco" \
+        in result.stderr
+    result = invoke("sample", labelled_run, "--label", "Galicia=lots", "-n", "2")
+    assert result.exit_code == 2 and "LABEL=WEIGHT" in result.stderr
+    ok = invoke("sample", labelled_run, "--label", "País Vasco", "-n", "3", "--novel", "--seed", "1")
+    assert ok.exit_code == 0, ok.output
+    assert len(ok.stdout.splitlines()) == 3
+
+
+def test_score_and_explain_under_a_label(invoke, labelled_run):
+    galicia = invoke("score", labelled_run, "--label", "Galicia", "--json", "Sanxenxo")
+    basque = invoke("score", labelled_run, "--label", "País Vasco", "--json", "Sanxenxo")
+    assert galicia.exit_code == 0 and basque.exit_code == 0
+    assert json.loads(galicia.stdout)["logprob"] != json.loads(basque.stdout)["logprob"]
+    explained = invoke("explain", labelled_run, "--label", "Cataluña", "Lleida")
+    assert explained.exit_code == 0 and "log-probability" in explained.stdout
+
+
+def test_a_run_without_labels_refuses_a_label(invoke, trained_run):
+    result = invoke("sample", trained_run, "--label", "Galicia")
+    assert result.exit_code == 2 and "trained without labels" in result.stderr
+    result = invoke("classify", trained_run, "Vigo")
+    assert result.exit_code == 2 and "cannot classify" in result.stderr
+
+
+def test_classify_cli_words_stdin_json_top(labelled_run, invoke):
+    result = invoke("classify", labelled_run, "Sanxenxo", "Getxo", "--top", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Sanxenxo\t") and len(lines[0].split("  ")) == 2
+    from click.testing import CliRunner
+
+    from letras.core.cli import cli
+
+    piped = CliRunner().invoke(cli, ["classify", str(labelled_run), "--json", "--top", "1"], input="Vigo\nLleida\n")
+    rows = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert [r["word"] for r in rows] == ["Vigo", "Lleida"] and len(rows[0]["labels"]) == 1
+    full = load_run(labelled_run).classify(["Vigo"])[0]
+    assert sum(p for _, p in full.labels) == pytest.approx(1.0) and full.label == rows[0]["label"]
+
+
+def test_classify_uses_bayes_rule(labelled_run):
+    import math
+
+    trained = load_run(labelled_run)
+    result = dict(trained.classify(["Ourense"])[0].labels)
+    scores = {name: trained.score(["Ourense"], label=name)[0].logprob for name in REGIONS}
+    total = sum(math.exp(s) * 0.25 for s in scores.values())  # equal shares of the training words
+    for name in REGIONS:
+        assert result[name] == pytest.approx(math.exp(scores[name]) * 0.25 / total, rel=1e-5)
+
+
+def test_eval_a_labelled_file_reports_accuracy_and_confusion(invoke, labelled_run, tmp_path):
+    (tmp_path / "held.tsv").write_text("town\tregion\nVigo\tGalicia\nLleida\tCataluña\nGetxo\tPaís Vasco\n", "utf-8")
+    result = invoke("eval", labelled_run, "--file", tmp_path / "held.tsv", "--word-column", "town",
+                    "--label-column", "region", "--samples", "0", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["classification"]["words"] == 3 and 0 <= report["classification"]["accuracy"] <= 1
+    assert sum(sum(row.values()) for row in report["classification"]["confusion"].values()) == 3
+    assert set(report["loss_per_label"]) == {"Galicia", "Cataluña", "País Vasco"}
+    text = invoke("eval", labelled_run, "--file", tmp_path / "held.tsv", "--word-column", "town",
+                  "--label-column", "region", "--samples", "0")
+    assert "classification:" in text.stdout and "loss per label" in text.stdout
+    default = invoke("eval", labelled_run, "--samples", "0", "--json")  # the validation split has its labels
+    assert "classification" in json.loads(default.stdout)
+
+
+def test_eval_a_label_unseen_in_training_is_an_error(invoke, labelled_run, tmp_path):
+    (tmp_path / "held.tsv").write_text("word\tlabel\nMurcia\tRegión de Murcia\n", "utf-8")
+    result = invoke("eval", labelled_run, "--file", tmp_path / "held.tsv", "--label-column", "label")
+    assert result.exit_code == 2
+    assert "unknown label 'Región de Murcia'; this run's labels are:" in result.stderr
+
+
+def test_export_refuses_a_labelled_run(invoke, labelled_run, tmp_path):
+    result = invoke("export", labelled_run, "--format", "json", "-o", tmp_path / "m.json")
+    assert result.exit_code == 1 and "trained with labels" in result.stderr
+    assert not (tmp_path / "m.json").exists()
