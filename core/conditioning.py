@@ -40,7 +40,7 @@ class LabelMixture(nn.Module):
     """The mixture of the labels' word distributions, sum over l of w_l P(word | l), read
     letter by letter: each next letter is drawn from the labels' next-letter distributions
     weighted by P(l | the letters so far), which starts at ``weights`` and follows Bayes'
-    rule as letters are read. With the labels' training shares as weights, this is the model
+    rule as letters are read. With the labels' shares of the corpus as weights, this is the model
     of the whole corpus.
 
     The state holds each label's state, the log-weights (1, B, L) and the last position's

@@ -25,7 +25,7 @@ TABLE_SUFFIXES = (".tsv", ".csv")
 def classify(run_dir: str, words: tuple[str, ...], top: int, as_json: bool, device: str, checkpoint: str) -> None:
     """The labels each WORD sounds like (from stdin, one per line, if none given), likeliest
     first, with P(label | word): P(word | label) from the model times the label's share of
-    the training words, normalised (Bayes' rule). Needs a run trained with labels."""
+    the corpus's words, normalised (Bayes' rule). Needs a run trained with labels."""
     from .trained import load_run
 
     trained = load_run(run_dir, checkpoint)
@@ -65,9 +65,8 @@ def show_labelled_report(report: dict) -> None:
     click.echo(f"classification: {result['accuracy']:.1%} right of {result['words']:,} words "
                "(rows: true label, columns: predicted)")
     names = sorted(set(result["confusion"]) | {p for row in result["confusion"].values() for p in row})
-    short = {n: n[:6] for n in names}
-    width = max(len(n) for n in names)
-    click.echo(" " * width + "  " + " ".join(f"{short[n]:>6}" for n in names))
-    for true in names:
+    width = max(len(n) for n in names) + 4
+    click.echo(" " * width + "".join(f"{i:>5}" for i in range(1, len(names) + 1)))  # columns numbered as the rows
+    for i, true in enumerate(names, start=1):
         row = result["confusion"].get(true, {})
-        click.echo(f"{true:<{width}}  " + " ".join(f"{row.get(p, 0):>6}" for p in names))
+        click.echo(f"{f'{i:>2} {true}':<{width}}" + "".join(f"{row.get(p, 0):>5}" for p in names))

@@ -81,7 +81,7 @@ def _optional_column(corpus: Any, name: str, length: int, where: str) -> list[An
 
 @dataclasses.dataclass
 class LabelSet:
-    """The labels a run was trained with, in id order, and how many training words had each
+    """The labels a run was trained with, in id order, and how many of the corpus's words had each
     (the prior of classification). Saved in the checkpoint as plain data."""
 
     names: list[str]

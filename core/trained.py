@@ -199,7 +199,7 @@ class TrainedModel:
 
     def classify(self, words: Sequence[str], *, device: str = "cpu") -> list[Any]:
         """P(label | word) for each word, likeliest label first (``Classification``): by
-        Bayes' rule, P(word | label) times the label's share of the training words."""
+        Bayes' rule, P(word | label) times the label's share of the corpus's words."""
         from .conditioning import classify_words
 
         if self.labels is None:

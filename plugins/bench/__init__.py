@@ -50,14 +50,16 @@ def format_report(r: dict) -> str:
     lines = [f"letras bench: {r['corpus']} ({r['words']:,} words), {r['cell']} {r['hidden']}, "
              f"device {r['device']}, {r['precision']}, torch {r['torch']}, {r['threads']} threads",
              "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
-    if r.get("labelled"):
-        rows.append((f"letras, {r['labelled']['labels']} labels", {**r["letras"], **r["labelled"]}))
+    if r.get("labelled"):  # measured in alternating turns, apart from the row above
+        rows += [("letras, in turns: without labels", {**r["letras"], "chars_per_s": r["labelled"]["without_chars_per_s"]}),
+                 (f"letras, in turns: {r['labelled']['labels']} labels", {**r["letras"], **r["labelled"]})]
     for name, m in rows:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
     lines += ["", f"letras / notes' loop   {r['ratios']['letras_vs_notes']:>8.1f}x",
               f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x"]
     if r.get("labelled"):
-        lines.append(f"with labels / without {r['ratios']['labelled_vs_letras']:>8.2f}x")
+        turns = ", ".join(f"{x:.2f}" for x in r["labelled"]["ratios_per_turn"])
+        lines.append(f"with labels / without {r['ratios']['labelled_vs_letras']:>8.2f}x  (per turn: {turns})")
     lines += ["",
               f"sampling, {r['sampling']['batch']:,} words at a time: {r['sampling']['words_per_s']:,.0f} words/s "
               f"({r['sampling']['chars_per_s']:,.0f} chars/s, "

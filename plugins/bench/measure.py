@@ -130,6 +130,20 @@ def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[i
     return chars / train_seconds, model
 
 
+def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int, seconds: float,
+               device: torch.device, precision: str, labels: int, turns: int = 4) -> dict[str, Any]:
+    """Training characters/s with ``labels`` labels and without, in ``turns`` alternating turns
+    of ``seconds / turns`` each: on a machine others share, both see the same load."""
+    rates: dict[int, list[float]] = {0: [], labels: []}
+    for _ in range(turns):
+        for n in (0, labels):
+            rates[n].append(letras_trainer(cell, hidden, vocab_size, encoded, batch_size, seconds / turns, device,
+                                           precision, n)[0])
+    return {"labels": labels, "turns": turns, "chars_per_s": sum(rates[labels]) / turns,
+            "without_chars_per_s": sum(rates[0]) / turns,
+            "ratios_per_turn": [a / b for a, b in zip(rates[labels], rates[0])]}
+
+
 def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device,
                   precision: str = "fp32", batch: int = 1000, count: int | None = None) -> tuple[float, float]:
     """Words/s and characters/s (letters plus the end of each word) drawn ``batch`` words at a
@@ -154,8 +168,8 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
                   device: str = "cpu", precision: str = "fp32", labels: int = 0,
                   progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
-    device has it). With ``labels``, the letras trainer also trains a model conditioned on that
-    many labels, right after the plain one, for the price of a label."""
+    device has it). With ``labels``, the letras trainer also trains with that many labels and
+    without, in alternating turns (``label_cost``): the price of a label."""
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device, setting="--precision {}")
     name, words = load_corpus(corpus)
@@ -179,8 +193,8 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     letras_padding = _grouped_padding(encoded, batch_size)
     labelled = None
     if labels:
-        progress(f"letras trainer with {labels} labels: {seconds:g} s ...")
-        labelled = letras_trainer(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels)[0]
+        progress(f"letras trainer with and without {labels} labels, in turns: {2 * seconds:g} s ...")
+        labelled = label_cost(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels)
     progress(f"sampling: {2 * min(seconds, 2):g} s ...")
     words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision,
                                              count=SAMPLED_PER_CALL)
@@ -194,8 +208,9 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
         "letras": {"chars_per_s": fast, "padding": letras_padding},
         "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain,
-                   **({"labelled_vs_letras": labelled / fast} if labelled else {})},
-        **({"labelled": {"labels": labels, "chars_per_s": labelled}} if labelled else {}),
+                   **({"labelled_vs_letras": labelled["chars_per_s"] / labelled["without_chars_per_s"]}
+                      if labelled else {})},
+        **({"labelled": labelled} if labelled else {}),
         "sampling": {"batch": 1000, "words_per_call": SAMPLED_PER_CALL, "words_per_s": words_per_s,
                      "chars_per_s": chars_per_s, "one_batch_per_call_words_per_s": one_batch,
                      # words/s moves with the length of the words drawn: the corpus's, for comparison
