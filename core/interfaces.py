@@ -17,7 +17,12 @@ if TYPE_CHECKING:  # torch stays out of anything --help touches
 
 @runtime_checkable
 class Corpus(Protocol):
-    """A list of words. The factory is called with the corpus options as keyword arguments."""
+    """A list of words. The factory is called with the corpus options as keyword arguments.
+
+    Optionally, and only if it has them, a corpus also has ``labels() -> list[str]`` (a label
+    per word: a region, a sex; letras then trains a conditional model) and ``weights() ->
+    list[float]`` (a positive weight per word, multiplying its loss); either may return None.
+    ``letras.core.LabelledWords`` is such a corpus."""
 
     def words(self) -> list[str]:
         """Every word of the corpus, in a fixed order. An empty list is an error."""

@@ -50,7 +50,7 @@ def read_eval_file(path: str, word_column: str | None, label_column: str | None)
     corpora = get_host().registry("corpus")
     if not (path.endswith(TABLE_SUFFIXES) or word_column or label_column):
         return corpora.get("file").build(path=path).words(), None
-    table = corpora.get("table").build(path=path, word=word_column or "word", label=label_column)
+    table = corpora.get("table").build(file=path, word=word_column or "word", label=label_column)
     return table.words(), table.labels()
 
 

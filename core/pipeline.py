@@ -194,7 +194,7 @@ def check_resumable(config: cfg.PipelineConfig, saved: dict[str, Any], run_dir: 
     safe = {"name", "output"}
     if config["trainer"].component.name == saved.get("trainer", {}).get("name"):
         safe |= {f"trainer.{key}" for key in opts.resume_safe_fields(config["trainer"].component.options)}
-    new, old = _flatten(config.to_dict()), _flatten(saved)
+    new, old = _flatten(config.to_dict()), _flatten(_with_defaults(saved))
     changed = [key for key in sorted(set(new) | set(old))
                if new.get(key) != old.get(key) and key not in safe and not key.startswith("sampler.")]
     if changed:
@@ -202,6 +202,16 @@ def check_resumable(config: cfg.PipelineConfig, saved: dict[str, Any], run_dir: 
         raise UsageError(f"cannot resume with a changed config: {shown}", where=str(run_dir.path),
                          hint="these change what is trained; start a new run with another output=PATH "
                               "or --overwrite")
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the defaults of options added since it was saved (e.g.
+    ``model.label_dim``): a run from before them resumes as it was. As saved if it no longer
+    validates (the comparison then names what differs)."""
+    try:
+        return cfg.validate(saved, source="the checkpoint's config").to_dict()
+    except LetrasError:
+        return saved
 
 
 def _read_lines(path: Path) -> list[str]:

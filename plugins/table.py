@@ -17,7 +17,8 @@ DELIMITERS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 @dataclass
 class TableOptions:
-    path: str = option(help="a UTF-8 CSV or TSV file whose first line names the columns", path=True)
+    # `file`, not `path`: `corpus.path=names.txt` alone keeps meaning the one-word-per-line corpus
+    file: str = option(help="a UTF-8 CSV or TSV file whose first line names the columns", path=True)
     word: str = option("word", help="the column of words")
     label: Optional[str] = option(None, help="the column of labels (a region, a sex); null = no labels")
     weight: Optional[str] = option(None, help="the column of counts: a frequent word weighs more in "
@@ -26,9 +27,10 @@ class TableOptions:
                                                  "null = sniffed from the file")
 
 
-def read_table(path: str, word: str = "word", label: str | None = None, weight: str | None = None,
+def read_table(file: str, word: str = "word", label: str | None = None, weight: str | None = None,
                delimiter: str | None = None) -> LabelledWords:
     """Rows of a CSV/TSV file; blank lines skipped, a byte-order mark and CRLF accepted."""
+    path = file
     text = _read_text(path)
     sep = _delimiter(text, path, delimiter)
     rows = csv.reader(io.StringIO(text), delimiter=sep)

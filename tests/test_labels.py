@@ -20,7 +20,7 @@ REGIONS = ("Galicia", "Cataluña", "País Vasco", "Castilla y León")  # labels 
 LABELLED = """
 name: labelled
 seed: 1
-corpus:    {name: table, path: towns.tsv, word: name, label: community}
+corpus:    {name: table, file: towns.tsv, word: name, label: community}
 model:     {name: lstm, hidden_size: 24, embedding_dim: 8, label_dim: 4}
 trainer:   {name: word-reset, epochs: 3, batch_size: 16, lr: 0.01, val_fraction: 0.2, device: cpu}
 sampler:   {name: temperature, count: 5}
@@ -162,7 +162,7 @@ def test_resume_with_labels_is_bit_exact(labelled_run, tmp_path):
 def test_weights_draw_frequent_words_more(tmp_path):
     """Two words, one weighing 50 times the other: the model learns to prefer it."""
     (tmp_path / "w.csv").write_text("word,count\nAbc,50\nXyz,1\n", "utf-8")
-    train_tiny(tmp_path / "run", corpus={"name": "table", "path": str(tmp_path / "w.csv"), "weight": "count"},
+    train_tiny(tmp_path / "run", corpus={"name": "table", "file": str(tmp_path / "w.csv"), "weight": "count"},
                trainer={"epochs": 40, "batch_size": 2})
     abc, xyz = load_run(tmp_path / "run").score(["Abc", "Xyz"])
     assert abc.logprob > xyz.logprob + 1.0
@@ -276,3 +276,14 @@ def test_export_refuses_a_labelled_run(invoke, labelled_run, tmp_path):
     result = invoke("export", labelled_run, "--format", "json", "-o", tmp_path / "m.json")
     assert result.exit_code == 1 and "trained with labels" in result.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_run_saved_before_labels_existed_still_resumes(tmp_path):
+    """Its config has no model.label_dim nor corpus.label: they take their defaults."""
+    train_tiny(tmp_path / "run", corpus={"name": "municipios"}, trainer={"epochs": 1, "val_fraction": 0.0})
+    path = tmp_path / "run" / "checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    del saved["config"]["model"]["label_dim"], saved["config"]["corpus"]["label"]
+    torch.save(saved, path)
+    config = load_config(str(tmp_path / "run" / "config.yaml"), ["trainer.epochs=2"])
+    assert [m["epoch"] for m in train(config, resume=True).history] == [1, 2]

@@ -27,7 +27,7 @@ def test_builtins_register_every_documented_component():
     host = host_with()
     names = {kind: host.registry(kind).names()
              for kind in ("corpus", "tokenizer", "cell", "model", "trainer", "sampler")}
-    assert names == {"corpus": ["ciudades", "file", "municipios"], "tokenizer": ["chars"],
+    assert names == {"corpus": ["ciudades", "file", "municipios", "table"], "tokenizer": ["chars"],
                      "cell": ["lstm", "rnn"], "model": ["generator", "lstm", "rnn"],
                      "trainer": ["word-reset"], "sampler": ["beam", "greedy", "temperature"]}
     assert set(host.plugins) == set(BUILTIN_PLUGINS)
@@ -237,7 +237,7 @@ def test_loading_order_does_not_matter():
         register("zzz", "letras.plugins.corpora:ciudades")
 
     first = host_with(("a", make_plugin("a", register_corpora=register_corpora)))
-    assert first.registry("corpus").names() == ["ciudades", "file", "municipios", "zzz"]
+    assert first.registry("corpus").names() == ["ciudades", "file", "municipios", "table", "zzz"]
 
 
 def test_registry_rejects_options_that_are_not_dataclasses():

@@ -90,7 +90,7 @@ def test_corpus_path_alone_implies_the_corpus_that_reads_a_file(invoke, word_fil
 def test_an_override_that_fits_no_key_names_the_component_meant(invoke):
     result = invoke("validate", "corpus.pathh=x.txt")
     assert result.exit_code == 2
-    assert ("command line 'corpus.pathh=x.txt': unknown key 'pathh' (accepted keys: none), "
+    assert ("command line 'corpus.pathh=x.txt': unknown key 'pathh' (accepted keys: label), "
             "for corpus 'municipios'") in result.stderr
     typo = invoke("validate", "names-lstm", "corpus.pathh=x.txt")
     assert typo.exit_code == 2 and "did you mean 'path'?" in typo.stderr and "for corpus 'file'" in typo.stderr
@@ -256,5 +256,5 @@ def test_a_key_two_corpora_accept_is_not_guessed(invoke):
     with registered_plugin(plugin):
         result = invoke("validate", "corpus.path=x.txt")
     assert result.exit_code == 2
-    assert "unknown key 'path' (accepted keys: none), for corpus 'municipios'; corpora that accept it: " \
+    assert "unknown key 'path' (accepted keys: label), for corpus 'municipios'; corpora that accept it: " \
            "file, other" in result.stderr
