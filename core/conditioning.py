@@ -58,7 +58,8 @@ class LabelMixture(nn.Module):
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         B, T = ids.shape
         if state is None:
-            states, log_w, last = [None] * len(self.active), self.log_weights[self.active].to(ids.device).expand(B, -1), None
+            states, last = [None] * len(self.active), None
+            log_w = self.log_weights[self.active].to(ids.device).expand(B, -1)
         else:
             states, log_w, last = list(state[0]), state[1][0], state[2][0]
         logps, new_states = [], []
@@ -117,7 +118,8 @@ def classify_words(model: nn.Module, tokenizer: Any, words: Sequence[str], label
 
 
 @torch.no_grad()
-def loss_per_label(model: nn.Module, data: WordBatches, names: Sequence[str], batch_size: int = 1024) -> dict[str, float]:
+def loss_per_label(model: nn.Module, data: WordBatches, names: Sequence[str],
+                   batch_size: int = 1024) -> dict[str, float]:
     """Mean nats per predicted character of the words of each label, in one pass over ``data``
     (which carries the labels); labels without words are left out."""
     totals = torch.zeros(len(names), dtype=torch.float64, device=data.device)

@@ -182,6 +182,13 @@ def test_sample_by_label_and_blend_with_every_sampler(labelled_run):
     assert all(s.novel for s in novel) and all(s.word not in dict(towns()) for s in novel)
 
 
+def test_sampling_constraints_hold_under_a_label(labelled_run):
+    trained = load_run(labelled_run)
+    for label in ("Galicia", "Galicia=0.5,País Vasco=0.5"):
+        words = trained.sample(label=label, suffix="o", contains=["a"], count=4, seed=0)
+        assert len(words) == 4 and all(w.endswith("o") and "a" in w for w in words)
+
+
 def test_a_mixture_blend_is_the_mixture_of_word_probabilities(labelled_run):
     """The mixture's letter-by-letter Bayes update gives exactly the mixture of word probabilities."""
     trained = load_run(labelled_run)
@@ -287,3 +294,11 @@ def test_a_run_saved_before_labels_existed_still_resumes(tmp_path):
     torch.save(saved, path)
     config = load_config(str(tmp_path / "run" / "config.yaml"), ["trainer.epochs=2"])
     assert [m["epoch"] for m in train(config, resume=True).history] == [1, 2]
+
+
+def test_bench_measures_the_price_of_a_label(invoke):
+    result = invoke("bench", "--corpus", "ciudades", "--seconds", "0.4", "--hidden", "8", "--labels", "3", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["labelled"]["labels"] == 3 and len(report["labelled"]["ratios_per_turn"]) == 4
+    assert report["ratios"]["labelled_vs_letras"] > 0

@@ -51,7 +51,8 @@ def format_report(r: dict) -> str:
              f"device {r['device']}, {r['precision']}, torch {r['torch']}, {r['threads']} threads",
              "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
     if r.get("labelled"):  # measured in alternating turns, apart from the row above
-        rows += [("letras, in turns: without labels", {**r["letras"], "chars_per_s": r["labelled"]["without_chars_per_s"]}),
+        without = {**r["letras"], "chars_per_s": r["labelled"]["without_chars_per_s"]}
+        rows += [("letras, in turns: without labels", without),
                  (f"letras, in turns: {r['labelled']['labels']} labels", {**r["letras"], **r["labelled"]})]
     for name, m in rows:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
