@@ -1,18 +1,14 @@
 """Labelled corpora, conditional models, sampling and scoring by label, classification."""
 
 import json
-import os
-import signal
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import ROOT
-from letras.core import (Interrupted, LabelledWords, LetrasError, UsageError, hookimpl, load_config, load_run,
-                         train)
+from letras.core import LabelledWords, LetrasError, UsageError, hookimpl, load_config, load_run, train
 from letras.core.testing import registered_plugin, train_tiny
 
 REGIONS = ("Galicia", "Cataluña", "País Vasco", "Castilla y León")  # labels with spaces and accents
@@ -146,17 +142,9 @@ def test_a_model_without_labels_support_is_a_clear_error(tmp_path):
 
 
 def test_resume_with_labels_is_bit_exact(labelled_run, tmp_path):
-    from test_resume import assert_same_training, interrupting_plugin
+    from test_resume import assert_resume_is_exact
 
-    config_path = labelled_run.parent / "labelled.yaml"
-    train(load_config(str(config_path), [f"output={tmp_path / 'straight'}"]))
-    config = load_config(str(config_path), [f"output={tmp_path / 'broken'}"])
-    plugin = interrupting_plugin("checkpoint_saved", 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    with registered_plugin(plugin), pytest.raises(Interrupted):
-        train(config)
-    train(config, resume=True)
-    assert_same_training(torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True),
-                         torch.load(tmp_path / "broken" / "checkpoint.pt", weights_only=True))
+    assert_resume_is_exact(labelled_run.parent / "labelled.yaml", tmp_path, 1)
 
 
 def test_weights_draw_frequent_words_more(tmp_path):

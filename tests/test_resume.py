@@ -62,6 +62,18 @@ def interrupting_plugin(kind: str, epoch: int, action):
     return module
 
 
+def assert_resume_is_exact(config_file: Path, folder: Path, epoch: int):
+    """Trained straight, and stopped by SIGTERM after epoch ``epoch``'s checkpoint then
+    resumed: the same training, bit for bit."""
+    train(load_config(str(config_file), [f"output={folder / 'straight'}"]))
+    config = load_config(str(config_file), [f"output={folder / 'broken'}"])
+    plugin = interrupting_plugin("checkpoint_saved", epoch, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with registered_plugin(plugin), pytest.raises(Interrupted):
+        train(config)
+    train(config, resume=True)
+    assert_same_training(weights(folder / "straight"), weights(folder / "broken"))
+
+
 @pytest.mark.parametrize("where,ema", [("mid-epoch", None), ("epoch-end", None), ("mid-epoch", 0.9),
                                        ("epoch-end", 0.9)])
 def test_interrupted_and_resumed_equals_uninterrupted(small, tmp_path, where, ema):

@@ -1,20 +1,18 @@
 """`letras run LIST`: any word list, a default sized to it, and fine-tuning (init_from)."""
 
-import os
-import signal
 
 import pytest
 import torch
 import yaml
 
 from conftest import imports_torch, write_pipeline
-from letras.core import Interrupted, UsageError, load_config, load_run, train, train_words
+from letras.core import UsageError, load_config, load_run, train, train_words
 from letras.core.adapt import CorpusStats
 from letras.core.testing import registered_plugin, train_tiny
 from letras.plugins.corpora import municipios
 from letras.plugins.recurrent import RecurrentOptions
 from letras.plugins.word_reset import WordResetOptions
-from test_resume import assert_same_training, interrupting_plugin, weights
+from test_resume import assert_resume_is_exact, weights
 
 FAST = ["trainer.epochs=2", "trainer.device=cpu", "trainer.precision=fp32", "sampler.count=4"]
 
@@ -175,13 +173,7 @@ def test_keep_best_ends_with_the_best_epochs_weights(tmp_path):
 
 def test_keep_best_resumes_exactly(tmp_path):
     config_file = write_pipeline(tmp_path, OVERFIT.replace("epochs: 30", "epochs: 8"), "overfit", words=60)
-    train(load_config(str(config_file), [f"output={tmp_path / 'straight'}"]))
-    config = load_config(str(config_file), [f"output={tmp_path / 'broken'}"])
-    plugin = interrupting_plugin("checkpoint_saved", 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    with registered_plugin(plugin), pytest.raises(Interrupted):
-        train(config)
-    train(config, resume=True)
-    assert_same_training(weights(tmp_path / "straight"), weights(tmp_path / "broken"))
+    assert_resume_is_exact(config_file, tmp_path, 5)
 
 
 # -- init_from ---------------------------------------------------------------------------------
