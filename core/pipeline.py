@@ -87,19 +87,11 @@ def keep_words(config: cfg.PipelineConfig, words: Iterable[str], *, overwrite: b
 def _train(config: cfg.PipelineConfig, data: CorpusData, tokenizer: Any, encoded: list[list[int]],
            run_dir: RunDir, overwrite: bool, resume: bool, progress: Progress | None,
            origin: dict[str, Any] | None = None) -> TrainResult:
-    words = data.words
     labels = LabelSet.of(data.labels) if data.labels is not None else None
     world = world_from_env()  # under torchrun, rank 0 alone writes the run folder
     saved = None
-    if resume:
-        if world.is_main:
-            run_dir.prepare_resume()
-        saved = run_dir.load_checkpoint()
-        check_resumable(config, saved.get("config", {}), run_dir)
-        tokenizer.load_state(saved["tokenizer"])  # the ids the weights were trained with
-        if labels:  # the label ids the weights were trained with; an unknown label is an error
-            labels = LabelSet.from_state(saved.get("labels")) or labels
-        encoded = encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
+    if resume:  # the vocabulary and labels the weights were trained with
+        saved, labels, encoded = _restore(config, run_dir, tokenizer, labels, data.words, world)
 
     seed_everything(config.seed)
     model = build_model(config, tokenizer.vocab_size, labels)
@@ -110,36 +102,79 @@ def _train(config: cfg.PipelineConfig, data: CorpusData, tokenizer: Any, encoded
             progress.line(config.notes[-1])
     if saved is None and world.is_main:
         run_dir.prepare(overwrite=overwrite)
+    history = _continue(config, run_dir, model, saved, world) if saved is not None else []
     header = {"letras_version": letras_version(), "plugins": plugin_versions(),
               "config": config.to_dict(), "tokenizer": tokenizer.state(),
               **({"labels": labels.state()} if labels else {})}
-
-    def save(payload: dict[str, Any], best: bool) -> None:
-        if run.checkpoints == 0 and not resume:
-            run_dir.begin(config.to_yaml())
-        run_dir.save_checkpoint({**header, **payload}, best=best)
-
-    history = []
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        history = list(saved.get("history") or [])  # the epochs up to the checkpoint, no more
-        if world.is_main:
-            run_dir.write_metrics(history)
-            comments = [line[2:] for line in _read_lines(run_dir.config_path) if line.startswith("# ")]
-            config.notes = config.notes or comments  # the choices made when the run began
-            run_dir.write_text("config.yaml", config.to_yaml())  # harmless changes, e.g. more epochs
-    run = TrainingRun(seed=config.seed, save=save if world.is_main else None,
-                      record=run_dir.append_metrics if world.is_main else None,
-                      emit=get_host().emit if world.is_main else None,
-                      progress=progress if world.is_main else None,
-                      run_dir=str(run_dir.path), history=history, world=world,
+    main = world.is_main
+    run = TrainingRun(seed=config.seed, save=_Saver(run_dir, header, config, resume) if main else None,
+                      record=run_dir.append_metrics if main else None, emit=get_host().emit if main else None,
+                      progress=progress if main else None, run_dir=str(run_dir.path), history=history, world=world,
                       resume_state=saved.get("trainer_state") if saved else None,
                       best_val=saved.get("best_val") if saved else None,
                       labels=labels.ids(data.labels) if labels else None,
                       label_names=labels.names if labels else None, weights=data.weights)
-    section = config["trainer"]
+    _fit(config, model, encoded, run, run_dir, saved, resume)
+    if not main:
+        return TrainResult(run_dir.path, run.history, [])
+    _check_finished(config, run, run_dir, resume)
+    run.finish()
+    trained = TrainedModel(config=config, tokenizer=tokenizer, model=model.eval(), run_dir=run_dir.path,
+                           labels=labels)
+    samples = trained.sample(seed=config.seed)
+    run_dir.write_text("samples.txt", "".join(f"{w}\n" for w in samples))
+    return TrainResult(run_dir.path, run.history, samples)
+
+
+def _restore(config: cfg.PipelineConfig, run_dir: RunDir, tokenizer: Any, labels: LabelSet | None,
+             words: list[str], world: Any) -> tuple[dict[str, Any], LabelSet | None, list[list[int]]]:
+    """A resumed run's checkpoint, checked against the config, with the vocabulary and the label
+    ids its weights were trained with, and the words encoded with them."""
+    if world.is_main:
+        run_dir.prepare_resume()
+    saved = run_dir.load_checkpoint()
+    check_resumable(config, saved.get("config", {}), run_dir)
+    tokenizer.load_state(saved["tokenizer"])
+    if labels:  # an unknown label is an error
+        labels = LabelSet.from_state(saved.get("labels")) or labels
+    return saved, labels, encode_words(tokenizer, words, f"corpus '{config['corpus'].component.name}'")
+
+
+def _continue(config: cfg.PipelineConfig, run_dir: RunDir, model: Any, saved: dict[str, Any], world: Any) -> list:
+    """The saved weights in the model; the epochs up to the checkpoint, no more, as the run's
+    history and metrics.jsonl; config.yaml with the harmless changes (more epochs, say)."""
+    model.load_state_dict(saved["model"])
+    history = list(saved.get("history") or [])
+    if world.is_main:
+        run_dir.write_metrics(history)
+        comments = [line[2:] for line in _read_lines(run_dir.config_path) if line.startswith("# ")]
+        config.notes = config.notes or comments  # the choices made when the run began
+        run_dir.write_text("config.yaml", config.to_yaml())
+    return history
+
+
+class _Saver:
+    """Saves a checkpoint (``TrainingRun``'s ``save``): the run's header with the trainer's
+    payload. A new run's first save is where the run it replaces goes away and config.yaml is
+    written."""
+
+    def __init__(self, run_dir: RunDir, header: dict[str, Any], config: cfg.PipelineConfig, resume: bool):
+        self.run_dir, self.header, self.config = run_dir, header, config
+        self.begun = resume  # a resumed run's folder already holds its run
+
+    def __call__(self, payload: dict[str, Any], best: bool) -> None:
+        if not self.begun:
+            self.run_dir.begin(self.config.to_yaml())
+            self.begun = True
+        self.run_dir.save_checkpoint({**self.header, **payload}, best=best)
+
+
+def _fit(config: cfg.PipelineConfig, model: Any, encoded: list[list[int]], run: TrainingRun, run_dir: RunDir,
+         saved: dict[str, Any] | None, resume: bool) -> None:
+    """The trainer's fit, stopping cleanly on Ctrl-C or SIGTERM; a new run that saved nothing
+    leaves no folder behind."""
     try:
-        trainer = section.component.build(options=section.options)
+        trainer = config["trainer"].component.build(options=config["trainer"].options)
         if saved is not None:
             set_rng_state(saved["rng"])  # dropout continues exactly where it stopped
         with _stop_on_signals(run):
@@ -147,24 +182,19 @@ def _train(config: cfg.PipelineConfig, data: CorpusData, tokenizer: Any, encoded
         distributed.barrier()  # every process finishes its work before any leaves the group
     finally:
         distributed.shutdown()
-        if run.checkpoints == 0 and not resume and world.is_main:
+        if run.checkpoints == 0 and not resume and run.world.is_main:
             run_dir.abandon()
-    if not world.is_main:
-        return TrainResult(run_dir.path, run.history, [])
+
+
+def _check_finished(config: cfg.PipelineConfig, run: TrainingRun, run_dir: RunDir, resume: bool) -> None:
+    """Interrupted (saved, and how to go on), or a trainer that never saved: both said plainly."""
     if run.stop_requested:
         signame = signal.Signals(run.stop_signal).name
         where = f"epoch {run.history[-1]['epoch']}" if run.history else "the first epoch"
         raise Interrupted(f"interrupted by {signame} after {where}; the checkpoint in {run_dir.path} "
                           f"is saved: continue with `letras resume {run_dir.path}`", run.stop_signal)
     if run.checkpoints == 0 and not resume:
-        raise LetrasError(f"trainer '{section.component.name}' finished without saving a checkpoint")
-    run.finish()
-
-    trained = TrainedModel(config=config, tokenizer=tokenizer, model=model.eval(), run_dir=run_dir.path,
-                           labels=labels)
-    samples = trained.sample(seed=config.seed)
-    run_dir.write_text("samples.txt", "".join(f"{w}\n" for w in samples))
-    return TrainResult(run_dir.path, run.history, samples)
+        raise LetrasError(f"trainer '{config['trainer'].component.name}' finished without saving a checkpoint")
 
 
 @contextlib.contextmanager
