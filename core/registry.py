@@ -62,6 +62,12 @@ class Component:
         dataclass. Any other factory receives the options as keyword arguments."""
         factory = self.load_factory()
         if self.options is not None and _receives_options(factory):
+            # keyword arguments that name options are options, as they are for any other factory
+            fields = {f.name for f in dataclasses.fields(self.options)}
+            given = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
+            if given:
+                base = opts.to_dict(options) if dataclasses.is_dataclass(options) else dict(options or {})
+                options = {**base, **given}
             return factory(*args, options=self.checked_options(options), **kwargs)
         values = dict(options) if isinstance(options, dict) else opts.to_dict(options)
         return factory(*args, **values, **kwargs)

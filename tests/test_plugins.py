@@ -223,6 +223,10 @@ def test_a_factory_with_an_options_parameter_receives_the_checked_object():
     assert received == {"object": Opts(size=5), "size": 7}
     host.registry("corpus").get("object").build()
     assert received["object"] == Opts()  # the defaults, written once in the dataclass
+    host.registry("corpus").get("object").build(size=9)  # options given as keywords, as any factory takes them
+    assert received["object"] == Opts(size=9)
+    host.registry("corpus").get("object").build(options=Opts(size=2), size=4)
+    assert received["object"] == Opts(size=4)
     with pytest.raises(PluginError, match="corpus 'object': size: must be at least 1"):
         host.registry("corpus").get("object").build(options={"size": 0})
 

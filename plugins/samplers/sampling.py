@@ -255,6 +255,8 @@ class GreedySampler:
     options_class: type = GreedyOptions
 
     def __init__(self, options: Any = None, **values: Any):
+        if options is not None and values:
+            raise TypeError("give the options object or option values, not both")
         self.options = options if options is not None else self.options_class(**values)
 
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:

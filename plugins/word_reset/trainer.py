@@ -34,6 +34,8 @@ def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor, l
 class WordResetTrainer:
     def __init__(self, options: WordResetOptions | None = None, **values: Any):
         """``options`` as letras builds it from a config; ``values`` for a trainer made by hand."""
+        if options is not None and values:
+            raise TypeError("give the options object or option values, not both")
         self.options = options if options is not None else WordResetOptions(**values)
         self.options.check_resolved()
 
