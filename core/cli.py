@@ -21,6 +21,7 @@ from . import label_commands, word_commands
 from .errors import Interrupted, LetrasError
 from .plugins import get_host
 from .registry import HOOKS, PLURALS
+from .sampler_flags import add_sampler_flags
 
 
 class _Failure(click.ClickException):
@@ -47,6 +48,7 @@ class LetrasGroup(click.Group):
         self._plugin_commands_added = True
         try:
             get_host().add_commands(self)
+            add_sampler_flags(self.commands["sample"], get_host().registry("sampler"))
         except LetrasError as exc:  # LETRAS_PLUGIN_ERRORS=raise and a plugin failed
             if _debug():
                 raise

@@ -277,14 +277,9 @@ class TrainedModel:
         return report
 
 
-# The sampler options `letras sample` has a flag for; any other is set with -o NAME=VALUE.
-SAMPLE_FLAGS = {"count": "--count", "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
-                "prefix": "--prefix", "max_length": "--max-length"}
-
-
 def _option_where(dotted: str) -> str:
-    name = dotted.split(".")[-1]
-    return f"option {SAMPLE_FLAGS.get(name, f'-o {name}')}"
+    """Where a bad sampler option is, in the Python API's words (the CLI names its flag)."""
+    return f"sampler option {dotted.split('.')[-1]}"
 
 
 def load_run(path: str | Path, checkpoint: str = "last") -> TrainedModel:

@@ -6,12 +6,17 @@ results from Python.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from typing import Any, Iterator
 
 import click
 
 from . import config as cfg
+from .errors import LetrasError
+from .plugins import get_host
+from .sampler_flags import check_declared, flag, sampler_values
 from .label_commands import read_eval_file, show_labelled_report
 
 checkpoint_option = click.option(
@@ -21,12 +26,6 @@ checkpoint_option = click.option(
 
 @click.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("-n", "--count", type=int, default=None, help="How many words (default: the run's sampler).")
-@click.option("--temperature", type=float, default=None, help="Sampling temperature.")
-@click.option("--top-k", type=int, default=None, help="Draw only from the k likeliest letters.")
-@click.option("--top-p", type=float, default=None, help="Draw only from the likeliest letters that make up p of the probability.")
-@click.option("--prefix", default=None, help="Every word starts with these letters.")
-@click.option("--max-length", type=int, default=None, help="Longest word, prefix included.")
 @click.option("--min-length", type=click.IntRange(min=1), default=None, help="Shortest word, prefix included.")
 @click.option("--suffix", default=None, help="Every word ends with these letters.")
 @click.option("--contains", multiple=True, metavar="STR", help="Every word contains STR (repeatable).")
@@ -60,13 +59,15 @@ checkpoint_option = click.option(
               help="bf16 draws many words faster on a GPU or a CPU with bfloat16 instructions (auto: where "
                    "the device has them); fp32 keeps the probabilities exact.")
 @checkpoint_option
-def sample(run_dir: str, count: int | None, temperature: float | None, top_k: int | None,
-           top_p: float | None, prefix: str | None, max_length: int | None, min_length: int | None,
-           suffix: str | None, contains: tuple[str, ...], pattern: str | None, exclude: tuple[str, ...],
+def sample(run_dir: str, min_length: int | None, suffix: str | None, contains: tuple[str, ...], pattern: str | None, exclude: tuple[str, ...],
            ban: tuple[str, ...], ban_exact: bool, novel: bool, unique: bool, exact: bool,
            max_draws: int | None, seed: int | None, sampler: str | None, label: str | None, blend: str,
-           extra: tuple[str, ...], fmt: str, device: str, precision: str, checkpoint: str) -> None:
+           extra: tuple[str, ...], fmt: str, device: str, precision: str, checkpoint: str,
+           **sampler_flags: Any) -> None:
     """Generate words from a trained run; stdout holds exactly the words, one per line.
+
+    Every option of a registered sampler is a flag (--temperature, --top-k, --width, a
+    plugin's); any of them also as -o NAME=VALUE.
 
     The constraints (--prefix, --suffix, --contains, --pattern, --exclude, --ban, --novel,
     --unique, --min-length, --max-length) hold for every word: each letter is drawn only
@@ -84,30 +85,45 @@ def sample(run_dir: str, count: int | None, temperature: float | None, top_k: in
     labelled = {"label": label, "blend": blend}
 
     trained = load_run(run_dir, checkpoint)
-    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "prefix": prefix,
-             "max_length": max_length}
-    options = {k: v for k, v in given.items() if v is not None}
+    options = sampler_values(click.get_current_context().command, sampler_flags)
+    chosen = trained.config["sampler"].component if sampler is None else get_host().registry("sampler").get(sampler)
+    check_declared(options, chosen)
+    by_o = set()  # the options given as -o NAME=VALUE, so that an error names them as given
     for text in extra:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise click.UsageError(f"-o takes KEY=VALUE (e.g. -o width=50), got '{text}'")
         options[key.strip()] = cfg.parse_value(value)
-    if count is not None:
-        options["count"] = count
-    trained.conditioned(label, blend)  # an unknown label fails here, before anything is drawn
-    if sampler is not None:
-        # another sampler takes only the options it declares, from the command line
-        trained = trained.with_sampler(sampler, **options)
-        options = {}
-    if fmt == "text":
-        for word in trained.sample(seed=seed, device=device, precision=precision, **constraints, **labelled,
-                                   **options):
-            click.echo(word)
-        return
-    n = options.pop("count", trained.config["sampler"].options.count)
-    for item in trained.generate(n, seed=seed, device=device, precision=precision, **constraints, **labelled,
-                                 **options):
-        click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+        by_o.add(key.strip())
+    with _spelled_as_given(by_o):
+        trained.conditioned(label, blend)  # an unknown label fails here, before anything is drawn
+        if sampler is not None:
+            # another sampler takes only the options it declares, from the command line
+            trained = trained.with_sampler(sampler, **options)
+            options = {}
+        if fmt == "text":
+            for word in trained.sample(seed=seed, device=device, precision=precision, **constraints, **labelled,
+                                       **options):
+                click.echo(word)
+            return
+        n = options.pop("count", trained.config["sampler"].options.count)
+        for item in trained.generate(n, seed=seed, device=device, precision=precision, **constraints, **labelled,
+                                     **options):
+            click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+
+
+@contextlib.contextmanager
+def _spelled_as_given(by_o: set[str]) -> Iterator[None]:
+    """A sampler option's error (``sampler option top_k``) names it as the command line gave it:
+    ``--top-k``, or ``-o top_k``."""
+    try:
+        yield
+    except LetrasError as error:
+        prefix = "sampler option "
+        if error.where and error.where.startswith(prefix):
+            name = error.where[len(prefix):]
+            error.where = f"option -o {name}" if name in by_o else f"option {flag(name)}"
+        raise
 
 
 @click.command()

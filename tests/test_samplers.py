@@ -30,7 +30,7 @@ def test_prefix_max_length_and_top_k(trained_run):
     assert all(len(w) <= 4 for w in trained.sample(seed=0, count=30, max_length=4))
     assert trained.sample(count=3, prefix="mad", max_length=3) == ["MAD"] * 3  # no room for a letter more
     for sampler in ("temperature", "beam"):
-        with pytest.raises(UsageError, match=r"option --prefix: 'madr' has 4 letters, more than max_length \(3\)"):
+        with pytest.raises(UsageError, match=r"sampler option prefix: 'madr' has 4 letters, more than max_length \(3\)"):
             trained.with_sampler(sampler, count=3, prefix="madr", max_length=3).sample()
 
 
@@ -49,8 +49,9 @@ def test_prefix_with_unknown_letters_is_named(trained_run):
         load_run(trained_run).sample(prefix="Ñu")
 
 
-def test_bad_sampler_options_name_the_flag(trained_run):
-    with pytest.raises(UsageError, match="option --temperature: must be greater than 0.0"):
+def test_bad_sampler_options_name_the_option(trained_run):
+    # the Python API names the option; `letras sample` names its flag (tests/test_errors.py)
+    with pytest.raises(UsageError, match="sampler option temperature: must be greater than 0.0"):
         load_run(trained_run).sample(temperature=0.0)
 
 

@@ -194,3 +194,42 @@ def test_strict_mode_makes_a_failing_listener_fatal_and_keeps_the_checkpoint(lis
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "plugin 'noisy_listener' failed on a training event (epoch_end): ZeroDivisionError" in result.stderr
     assert (tmp_path / "runs" / "ciudades-lstm" / "checkpoint.pt").is_file()
+
+
+SAMPLER = """
+from dataclasses import dataclass
+from letras.core import hookimpl, option
+
+@dataclass
+class EchoOptions:
+    count: int = option(3, min=1, help="how many words")
+    word: str = option("hola", help="the word to say again")
+
+class Echo:
+    def __init__(self, options):
+        self.options = options
+
+    def sample(self, model, tokenizer, *, seed=None, device="cpu"):
+        return [self.options.word] * self.options.count
+
+@hookimpl
+def register_samplers(register):
+    register("echo", Echo, options=EchoOptions, help="says one word again")
+"""
+
+
+def test_a_third_party_samplers_option_is_a_flag_of_sample(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    make_dist(site, "letras-echo", "echo_sampler", SAMPLER)
+    trained = letras("run", "ciudades-lstm", "trainer.epochs=1", "-q", site=site, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    help_text = letras("sample", "--help", site=site, cwd=tmp_path).stdout
+    assert "--word TEXT" in help_text and "The word to say again (sampler: echo" in " ".join(help_text.split())
+    echoed = letras("sample", "runs/ciudades-lstm", "--sampler", "echo", "--word", "ADIOS", "-n", "2",
+                    site=site, cwd=tmp_path)
+    assert echoed.returncode == 0, echoed.stderr
+    assert echoed.stdout.splitlines() == ["ADIOS", "ADIOS"]
+    wrong = letras("sample", "runs/ciudades-lstm", "--word", "ADIOS", site=site, cwd=tmp_path)  # the run's sampler
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "--word is not an option of sampler 'temperature'" in wrong.stderr
