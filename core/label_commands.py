@@ -9,6 +9,7 @@ import sys
 import click
 
 from .plugins import get_host
+from .wordfile import read_words
 
 TABLE_SUFFIXES = (".tsv", ".csv")
 
@@ -47,10 +48,10 @@ def read_eval_file(path: str, word_column: str | None, label_column: str | None)
     """A word file, or a CSV/TSV table (by its suffix, or when a column is named) read by the
     ``table`` corpus: words from ``word_column`` (default ``word``), labels from
     ``label_column`` (default: none)."""
-    corpora = get_host().registry("corpus")
     if not (path.endswith(TABLE_SUFFIXES) or word_column or label_column):
-        return corpora.get("file").build(path=path).words(), None
-    table = corpora.get("table").build(file=path, word=word_column or "word", label=label_column)
+        return read_words(path), None
+    table = get_host().registry("corpus").get("table").build(file=path, word=word_column or "word",
+                                                             label=label_column)
     return table.words(), table.labels()
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from letras.core import TrainingRun, autocast, components, resolve_device, resolve_precision
 from letras.core.batching import IGNORE, WordBatches
+from letras.core.wordfile import read_words
 
 EMBEDDING = 32
 SAMPLED_PER_CALL = 20_000  # words per sampling call, 1000 at a time: the rate a long list is drawn at
@@ -25,7 +26,7 @@ SAMPLED_PER_CALL = 20_000  # words per sampling call, 1000 at a time: the rate a
 
 def load_corpus(name: str) -> tuple[str, list[str]]:
     if os.path.isfile(name):
-        return os.path.basename(name), components("corpus").get("file").build(path=name).words()
+        return os.path.basename(name), read_words(name)
     return name, components("corpus").get(name).build().words()
 
 
