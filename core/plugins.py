@@ -221,8 +221,9 @@ class PluginHost:
                     self._warn(self.plugins[name], f"{message}; training goes on without it")
 
 
+@functools.cache
 def _spec_names() -> list[str]:
-    """The names of letras' hooks, read through pluggy's public parse_hookspec_opts."""
+    """The names of letras' hooks, read once through pluggy's public parse_hookspec_opts."""
     pm = pluggy.PluginManager("letras")
     return [name for name in dir(hookspecs) if pm.parse_hookspec_opts(hookspecs, name) is not None]
 
