@@ -369,7 +369,8 @@ def _section(kind: str, raw: Any, where: _Where, folder: Path | None,
 def build_options(component: Component, values: dict, prefix: str, where: Any = None,
                   folder: Path | None = None, overrides: dict[str, str] | None = None) -> Any:
     """Check ``values`` against a component's options, including the options of any
-    component it names (``cell: mgu`` with ``cell_options: {...}``)."""
+    component it names (``cell: mgu`` with ``cell_options: {...}``): those are built first,
+    as that component's options object, and given to the field as its value."""
     where = where or (lambda key: key)
     overrides = overrides or {}
 
@@ -381,22 +382,20 @@ def build_options(component: Component, values: dict, prefix: str, where: Any = 
                    else (base / value).resolve())
 
     values = dict(values)
-    nested: dict[str, Any] = {}
-    for field_name, kind in opts.component_fields(component.options):
+    for options_key, field_name, kind in opts.nested_options(component.options):
         sub_name = values.get(field_name, _field_default(component.options, field_name))
-        sub_key = f"{field_name}_options"
         if not isinstance(sub_name, str):
             continue  # the type check below reports it
         try:
             sub = components(kind).get(sub_name)
         except LetrasError as exc:
             raise _located(exc, where(f"{prefix}.{field_name}")) from None
-        sub_values = values.get(sub_key) or {}
+        sub_values = values.get(options_key) or {}
         if not isinstance(sub_values, dict):
             raise ConfigError(f"expected a mapping of {kind} options, got {sub_values!r}",
-                              where=where(f"{prefix}.{sub_key}"))
-        nested[sub_key] = opts.to_dict(
-            build_options(sub, sub_values, f"{prefix}.{sub_key}", where, folder, overrides))
+                              where=where(f"{prefix}.{options_key}"))
+        # the named component's own options object, checked and with its defaults
+        values[options_key] = build_options(sub, sub_values, f"{prefix}.{options_key}", where, folder, overrides)
     try:
         built = opts.build(component.options, values, resolve_path)
     except opts.OptionError as exc:
@@ -404,8 +403,6 @@ def build_options(component: Component, values: dict, prefix: str, where: Any = 
         if exc.key in values and exc.key not in _accepted(component):
             message += _meant(component, exc.key)
         raise ConfigError(message, where=where(f"{prefix}.{exc.key}" if exc.key else prefix)) from None
-    for key, value in nested.items():
-        setattr(built, key, value)  # the checked, defaults-filled options of the named component
     return built
 
 

@@ -32,13 +32,16 @@ def option(
     max_exclusive: bool = False,
     path: bool = False,
     component: str | None = None,
+    options_of: str | None = None,
     resume_safe: bool = False,
 ) -> Any:
     """A dataclass field with a help text and the checks letras applies to its value.
 
     ``path=True`` marks a file path: a relative path in a config file is taken from the
-    file's folder. ``component="cell"`` marks the name of another registered component;
-    a field called ``<name>_options`` beside it holds that component's options.
+    file's folder. ``component="cell"`` marks the name of another registered component, and
+    ``options_of="cell"`` the field beside it that holds that component's options: the
+    config gives a mapping, and the field receives the component's own options object,
+    checked against its dataclass (see ``nested_options``).
     ``resume_safe=True`` lets a resumed run change the value (more epochs, a new device).
     """
     metadata = {
@@ -49,6 +52,7 @@ def option(
         "max_exclusive": max_exclusive,
         "path": path,
         "component": component,
+        "options_of": options_of,
         "resume_safe": resume_safe,
     }
     if default_factory is not _MISSING:
@@ -209,6 +213,9 @@ def build(options_cls: type | None, values: typing.Mapping[str, Any],
             if field.default is _MISSING and field.default_factory is _MISSING:
                 raise OptionError(name, "required option is missing (add it to the config or pass it as KEY=VALUE)")
             continue
+        if field.metadata.get("options_of"):
+            checked[name] = _nested_value(name, values[name])
+            continue
         value = check_value(name, values[name], hints[name])
         check_bounds(name, value, field.metadata)
         if field.metadata.get("path") and isinstance(value, str) and resolve_path:
@@ -239,6 +246,29 @@ def component_fields(options_cls: type | None) -> list[tuple[str, str]]:
         return []
     return [(f.name, f.metadata["component"]) for f in dataclasses.fields(options_cls)
             if f.metadata.get("component")]
+
+
+def nested_options(options_cls: type | None) -> list[tuple[str, str, str]]:
+    """The (options field, component field, component kind) triples of an options class:
+    ``("cell_options", "cell", "cell")`` where ``cell_options`` holds the options of the
+    cell that the field ``cell`` names."""
+    kinds = dict(component_fields(options_cls))
+    if options_cls is None:
+        return []
+    return [(f.name, f.metadata["options_of"], kinds[f.metadata["options_of"]])
+            for f in dataclasses.fields(options_cls) if f.metadata.get("options_of") in kinds]
+
+
+def _nested_value(key: str, value: Any) -> Any:
+    """A nested component's options as given: its options object, or a mapping that whoever
+    builds that component checks against its dataclass."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise OptionError(key, f"expected a mapping of options, got {_show(value)}")
+    return dict(value)
 
 
 def _show(value: Any) -> str:

@@ -130,3 +130,47 @@ def test_relative_paths_follow_the_config_file(tmp_path, write_config, monkeypat
     monkeypatch.chdir(tmp_path)
     config = load_config("names-lstm", ["corpus.path=words.txt"])
     assert Path(config["corpus"].options.path) == tmp_path / "words.txt"
+
+
+def test_nested_options_reach_the_field_as_the_named_components_options_object(write_config):
+    from letras.core import options as opts
+    from letras.plugins.recurrent import RNNCellOptions
+
+    path = write_config("model: {name: generator, cell: rnn, cell_options: {nonlinearity: relu}}\n")
+    model = load_config(str(path))["model"].options
+    assert model.cell_options == RNNCellOptions(nonlinearity="relu")
+    assert opts.to_dict(model)["cell_options"] == {"nonlinearity": "relu"}  # config.yaml stays plain YAML
+    defaults = load_config(str(write_config("model: {name: generator, cell: rnn}\n")))["model"].options
+    assert defaults.cell_options == RNNCellOptions()  # the cell's defaults, filled in
+
+
+def test_a_plugins_component_names_another_with_its_options():
+    """The mechanism is the public API's: a third-party model names a cell and gets the
+    cell's options object, built and checked, without checking anything itself."""
+    from dataclasses import dataclass
+    from typing import Any
+
+    from letras.core import components, hookimpl, option
+    from letras.core.config import build_options
+    from letras.core.testing import registered_plugin
+    from letras.plugins.recurrent import RNNCellOptions
+
+    @dataclass
+    class PairOptions:
+        cell: str = option("lstm", component="cell")
+        cell_options: Any = option(default_factory=dict, options_of="cell")
+
+    received = []
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("pair", lambda vocab_size, options: received.append(options), options=PairOptions)
+
+    with registered_plugin(Plugin(), "pair"):
+        component = components("model").get("pair")
+        built = build_options(component, {"cell": "rnn", "cell_options": {"nonlinearity": "relu"}}, "model")
+        component.build(5, options=built)
+        assert received[0].cell_options == RNNCellOptions(nonlinearity="relu")
+        with pytest.raises(ConfigError, match=r"model.cell_options.nonlinearity.*expected one of"):
+            build_options(component, {"cell": "rnn", "cell_options": {"nonlinearity": "cube"}}, "model")

@@ -46,7 +46,8 @@ class RecurrentOptions:
 @dataclass
 class GeneratorOptions(RecurrentOptions):
     cell: str = option("lstm", component="cell", help="any registered cell (see `letras list cell`)")
-    cell_options: dict[str, Any] = option(default_factory=dict, help="options of that cell")
+    cell_options: Any = option(default_factory=dict, options_of="cell",
+                               help="options of that cell (a mapping, checked against the cell's options)")
 
 
 @hookimpl

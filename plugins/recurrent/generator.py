@@ -12,6 +12,8 @@ from letras.core import UsageError, components
 from letras.core.adapt import AUTO
 from letras.core.cells import LayerStack, WordDropout
 
+from . import GeneratorOptions, RecurrentOptions
+
 BUILTIN = "letras.plugins.recurrent"
 
 
@@ -30,26 +32,20 @@ class Generator(nn.Module):
     model is exactly the unlabelled one, parameter for parameter.
     """
 
-    def __init__(self, vocab_size: int, *, cell: str = "lstm", cell_options: dict[str, Any] | None = None,
-                 hidden_size: int = 128, embedding_dim: int = 32, num_layers: int = 1,
-                 dropout: float = 0.0, dropout_mask: str = "letter", label_dim: int = 16, num_labels: int = 0):
+    def __init__(self, vocab_size: int, options: GeneratorOptions | None = None, *, num_labels: int = 0):
         super().__init__()
-        if AUTO in (hidden_size, embedding_dim, num_layers, dropout):
+        o = options or GeneratorOptions()
+        if AUTO in (o.hidden_size, o.embedding_dim, o.num_layers, o.dropout):
             raise UsageError("a model option is 'auto', which only a run on a corpus resolves",
                              hint="train through letras.core.train or give a value")
         self.vocab_size = vocab_size
         self.num_labels = num_labels
-        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
-        self.label_embedding = nn.Embedding(num_labels, label_dim) if num_labels else None
-        input_size = (embedding_dim or vocab_size) + (label_dim if num_labels else 0)  # one-hot: as in the notes
-        build = components("cell").get(cell).build
-        if dropout_mask == "word" and num_layers > 1:
-            self.cell = LayerStack([build(input_size if i == 0 else hidden_size, hidden_size, num_layers=1,
-                                          dropout=0.0, options=cell_options) for i in range(num_layers)], dropout)
-        else:
-            self.cell = build(input_size, hidden_size, num_layers=num_layers, dropout=dropout, options=cell_options)
-        self.dropout = WordDropout(dropout) if dropout_mask == "word" else nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, o.embedding_dim) if o.embedding_dim else None
+        self.label_embedding = nn.Embedding(num_labels, o.label_dim) if num_labels else None
+        input_size = (o.embedding_dim or vocab_size) + (o.label_dim if num_labels else 0)  # one-hot: as in the notes
+        self.cell = _build_cell(o, input_size)
+        self.dropout = WordDropout(o.dropout) if o.dropout_mask == "word" else nn.Dropout(o.dropout)
+        self.head = nn.Linear(o.hidden_size, vocab_size)
 
     def forward(self, ids: torch.Tensor, state: Any = None, labels: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, Any]:
@@ -78,9 +74,20 @@ class Generator(nn.Module):
         return vectors[:, None, :].expand(-1, length, -1)
 
 
-def rnn_generator(vocab_size: int, **options: Any) -> Generator:
-    return Generator(vocab_size, cell=f"{BUILTIN}:rnn", **options)
+def _build_cell(o: GeneratorOptions, input_size: int) -> nn.Module:
+    """The named cell; with ``dropout_mask="word"``, one single-layer cell per layer, stacked
+    here so that the mask between layers is drawn once per word."""
+    cell = components("cell").get(o.cell)
+    cell_options = cell.checked_options(o.cell_options)
+    if o.dropout_mask == "word" and o.num_layers > 1:
+        return LayerStack([cell.build(input_size if i == 0 else o.hidden_size, o.hidden_size, num_layers=1,
+                                      dropout=0.0, options=cell_options) for i in range(o.num_layers)], o.dropout)
+    return cell.build(input_size, o.hidden_size, num_layers=o.num_layers, dropout=o.dropout, options=cell_options)
 
 
-def lstm_generator(vocab_size: int, **options: Any) -> Generator:
-    return Generator(vocab_size, cell=f"{BUILTIN}:lstm", **options)
+def rnn_generator(vocab_size: int, options: RecurrentOptions, *, num_labels: int = 0) -> Generator:
+    return Generator(vocab_size, GeneratorOptions(**vars(options), cell=f"{BUILTIN}:rnn"), num_labels=num_labels)
+
+
+def lstm_generator(vocab_size: int, options: RecurrentOptions, *, num_labels: int = 0) -> Generator:
+    return Generator(vocab_size, GeneratorOptions(**vars(options), cell=f"{BUILTIN}:lstm"), num_labels=num_labels)
