@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 from importlib import resources
@@ -30,8 +31,6 @@ from .plugins import components
 from .registry import PLURALS, Component
 
 SECTIONS = ("corpus", "tokenizer", "model", "trainer", "sampler")
-DEFAULTS = {"corpus": "municipios", "tokenizer": "chars", "model": "lstm",
-            "trainer": "word-reset", "sampler": "temperature"}
 TOP_LEVEL = ("name", "seed", "output", "init_from") + SECTIONS
 DEFAULT_CONFIG = "municipios-lstm"
 WORD_LIST_CONFIG = "words"  # the shipped pipeline that `letras run LIST` trains a list with
@@ -119,7 +118,14 @@ def parse_yaml(text: str, source: str) -> _Mapping:
 def shipped_configs() -> list[str]:
     """The names of the configs that ship with letras (`letras run NAME`)."""
     folder = resources.files("letras.configs")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("_"))
+
+
+@functools.cache
+def default_component(kind: str) -> str:
+    """The component a section uses when its config names none: configs/_defaults.yaml."""
+    text = resources.files("letras.configs").joinpath("_defaults.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)[kind]
 
 
 def is_word_list(spec: str | None) -> bool:
@@ -272,7 +278,7 @@ def word_list_config(path: str, overrides: Iterable[str] = ()) -> PipelineConfig
     imply_components(data, applied)
     corpus = data.get("corpus")
     corpus = {"name": corpus} if isinstance(corpus, str) else dict(corpus or {})
-    key = _path_field(components("corpus").get(corpus.get("name", DEFAULTS["corpus"])))
+    key = _path_field(components("corpus").get(corpus.get("name", default_component("corpus"))))
     if key is None:
         raise ConfigError(f"corpus '{corpus.get('name')}' reads no file, so it cannot take a word list",
                           where=source)
@@ -308,7 +314,7 @@ def imply_components(data: dict, overrides: dict[str, str]) -> None:
         if not keys or "name" in keys or not isinstance(data.get(kind), dict):
             continue
         try:
-            if keys <= _accepted(components(kind).get(data[kind].get("name", DEFAULTS[kind]))):
+            if keys <= _accepted(components(kind).get(data[kind].get("name", default_component(kind)))):
                 continue
         except LetrasError:
             continue  # an unknown component: validation names it
@@ -355,7 +361,7 @@ def _section(kind: str, raw: Any, where: _Where, folder: Path | None,
         raise ConfigError(f"section '{kind}' must be a mapping with a 'name' and options, "
                           f"got {type(raw).__name__}", where=where(kind))
     values = _plain(raw)
-    component_name = values.pop("name", DEFAULTS[kind])
+    component_name = values.pop("name", default_component(kind))
     if not isinstance(component_name, str):
         raise ConfigError(f"expected a component name, got {component_name!r}", where=where(f"{kind}.name"))
     try:
