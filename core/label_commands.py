@@ -8,10 +8,8 @@ import sys
 
 import click
 
-from .plugins import get_host
+from . import tablefile
 from .wordfile import read_words
-
-TABLE_SUFFIXES = (".tsv", ".csv")
 
 
 @click.command()
@@ -45,13 +43,12 @@ def classify(run_dir: str, words: tuple[str, ...], top: int, as_json: bool, devi
 
 
 def read_eval_file(path: str, word_column: str | None, label_column: str | None) -> tuple[list[str], list[str] | None]:
-    """A word file, or a CSV/TSV table (by its suffix, or when a column is named) read by the
-    ``table`` corpus: words from ``word_column`` (default ``word``), labels from
-    ``label_column`` (default: none)."""
-    if not (path.endswith(TABLE_SUFFIXES) or word_column or label_column):
+    """A word file, or a CSV/TSV table (by its suffix, or when a column is named): words from
+    ``word_column`` (default ``word``), labels from ``label_column`` (default: none)."""
+    if not (path.endswith(tablefile.SUFFIXES) or word_column or label_column):
         return read_words(path), None
-    table = get_host().registry("corpus").get("table").build(file=path, word=word_column or "word",
-                                                             label=label_column)
+    table = tablefile.read_table(path, word=word_column or "word", label=label_column,
+                                 settings={"word": "--word-column", "label": "--label-column"})
     return table.words(), table.labels()
 
 

@@ -69,5 +69,5 @@ def register_corpora(register):
              help="8,238 Spanish municipality names (Fuente: INE, 2021), labelled by community or province")
     register("file", read_word_file, options=FileOptions,
              help="Any UTF-8 file with one word per line")
-    register("table", "letras.plugins.table:read_table", options=TableOptions,
+    register("table", "letras.plugins.table:table", options=TableOptions,
              help="A CSV or TSV file with a header: a word column, optional label and weight columns")

@@ -43,7 +43,7 @@ def labelled_run(tmp_path_factory):
 # --- labelled corpora ---------------------------------------------------------------------
 
 def test_table_corpus_sniffs_the_delimiter_and_reads_labels_and_weights(tmp_path):
-    from letras.plugins.table import read_table
+    from letras.core.tablefile import read_table
 
     (tmp_path / "names.csv").write_text("\ufeffname;sex;count\r\nLucía;mujer;120\r\n\r\nHugo;hombre;3.5\r\n", "utf-8")
     table = read_table(str(tmp_path / "names.csv"), word="name", label="sex", weight="count")
@@ -70,6 +70,17 @@ def test_bad_tables_are_one_clear_line(invoke, tmp_path, text, options, message)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) <= 2  # the error, and perhaps its hint
+
+
+def test_a_table_read_by_eval_names_evals_flags(tmp_path):
+    from letras.core import UsageError
+    from letras.core.label_commands import read_eval_file
+
+    (tmp_path / "t.tsv").write_text("name\tcommunity\nVigo\tGalicia\n", "utf-8")
+    assert read_eval_file(str(tmp_path / "t.tsv"), "name", "community") == (["Vigo"], ["Galicia"])
+    with pytest.raises(UsageError) as info:
+        read_eval_file(str(tmp_path / "t.tsv"), None, "region")
+    assert "has no 'word' column" in str(info.value) and info.value.hint == "name the column with --word-column"
 
 
 def test_municipios_labelled_by_community_and_province():
