@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from . import config as cfg
 from .errors import UsageError
+from .interfaces import framed
 from .labels import CorpusData, LabelSet, read_corpus
 from .plugins import get_host
 
@@ -44,9 +45,7 @@ def build_tokenizer(config: cfg.PipelineConfig, words: Sequence[str]) -> Any:
 
 def encode_words(tokenizer: Any, words: Sequence[str], source: str) -> list[list[int]]:
     """Every word as ``[boundary, ..., boundary]`` token ids."""
-    b = tokenizer.boundary_id
-    return [[b, *tokenizer.encode(w, source=f"{source}, word {i + 1}"), b]
-            for i, w in enumerate(words)]
+    return [framed(tokenizer, w, f"{source}, word {i + 1}") for i, w in enumerate(words)]
 
 
 def build_model(config: cfg.PipelineConfig, vocab_size: int, labels: LabelSet | None = None) -> Any:

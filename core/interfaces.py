@@ -61,6 +61,12 @@ class Tokenizer(Protocol):
         """Restore what ``state()`` returned."""
 
 
+def framed(tokenizer: Tokenizer, word: str, source: str = "") -> list[int]:
+    """A word as a model reads it: its token ids between two boundaries, ``[., c1, ..., cn, .]``
+    (the notes' start and end markers). ``source`` names the word in the tokenizer's errors."""
+    return [tokenizer.boundary_id, *tokenizer.encode(word, source=source), tokenizer.boundary_id]
+
+
 class Cell(Protocol):
     """A recurrent layer with the ``nn.RNN`` sequence interface (batch first).
 

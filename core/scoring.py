@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import IGNORE, WordBatches, evaluating
+from .interfaces import framed
 from .errors import UnknownCharacters
 
 
@@ -55,11 +56,10 @@ class Encoded:
 def encode_known(tokenizer: Any, words: Sequence[str], source: str) -> Encoded:
     """Each word as ``[boundary, ..., boundary]``, or, where it holds a letter the vocabulary
     never saw, the tokenizer's ``UnknownCharacters`` error."""
-    b = tokenizer.boundary_id
     encoded = Encoded({}, {})
     for i, word in enumerate(words):
         try:
-            encoded.ids[i] = [b, *tokenizer.encode(word, source=f"{source} {word!r}"), b]
+            encoded.ids[i] = framed(tokenizer, word, f"{source} {word!r}")
         except UnknownCharacters as error:
             encoded.unknown[i] = error
     return encoded
@@ -107,11 +107,11 @@ def explain_word(model: Any, tokenizer: Any, word: str, *, top_k: int = 5, devic
     what the model expected there, and stops: it cannot read a letter it has no input for."""
     b = tokenizer.boundary_id
     try:
-        ids, unknown = [b, *tokenizer.encode(word, source=f"word {word!r}"), b], None
+        ids, unknown = framed(tokenizer, word, f"word {word!r}"), None
     except UnknownCharacters as error:
-        # the letters before the first unknown one, read as usual
+        # the letters before the first unknown one, read as usual, and no end
         unknown = next(c for c in error.word if c in error.chars)
-        ids = [b, *tokenizer.encode(error.word[:error.word.index(unknown)], source=f"word {word!r}")]
+        ids = framed(tokenizer, error.word[:error.word.index(unknown)], f"word {word!r}")[:-1]
     with evaluating(model):
         logits, _ = model(torch.tensor([ids if unknown else ids[:-1]], device=device))  # (1, T, V)
     probs = torch.softmax(logits[0].double(), dim=-1)  # (T, V)

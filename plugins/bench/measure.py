@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from letras.core import TrainingRun, autocast, components, resolve_device, resolve_precision
 from letras.core.batching import IGNORE, WordBatches
+from letras.core.interfaces import framed
 from letras.core.wordfile import read_words
 
 EMBEDDING = 32
@@ -176,8 +177,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     name, words = load_corpus(corpus)
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(words)
-    b = tokenizer.boundary_id
-    encoded = [[b, *tokenizer.encode(w), b] for w in words]
+    encoded = [framed(tokenizer, w) for w in words]
     vocab = tokenizer.vocab_size
     if torch_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(torch_device)
