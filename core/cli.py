@@ -161,7 +161,7 @@ def resume(run_dir: str, overrides: tuple[str, ...], quiet: bool) -> None:
 def _train(config: cfg.PipelineConfig, *, overwrite: bool = False, resume: bool = False,
            quiet: bool = False) -> None:
     from .pipeline import train
-    from .training import Progress
+    from .progress import Progress
 
     from .distributed import world_from_env
 

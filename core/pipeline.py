@@ -23,8 +23,10 @@ from .labels import CorpusData, LabelSet
 from .plugins import get_host
 from .finetune import load_origin, transplant
 from .rundir import FILES, RunDir, atomic_write
+from .progress import Progress
+from .randomness import seed_everything, set_rng_state
 from .trained import TrainedModel
-from .training import Progress, TrainingRun, seed_everything, set_rng_state
+from .training import TrainingRun
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""What the core hands a trainer: the seed, the split, progress, metrics and checkpoints.
+"""What the core hands a trainer: the device, the split, progress, metrics and checkpoints.
 
 A trainer plugin owns its loop; ``TrainingRun`` owns everything around it, so that every
 trainer writes the same run folder and every plugin sees the same events.
@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
-import sys
-import time
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence
 
 from . import distributed
 from .distributed import World
 from .devices import resolve_device
 from .errors import LetrasError
+from .progress import Progress, format_metrics
+from .randomness import rng_state
 from .split import split_words
 
 
@@ -34,78 +33,6 @@ class TrainEvent:
     epoch: int
     step: int
     metrics: dict[str, Any]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python and torch, so the same config gives the same run on the same machine."""
-    import torch
-
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-class Progress:
-    """Training progress on stderr: a bar with the running loss on a terminal, lines otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, interval: float = 2.0):
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval
-        self._last = 0.0
-        self._last_line = float("-inf")
-
-    def step(self, step: int, total: int | None, epoch: int, loss: float | None) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if now - self._last < (0.1 if self.tty else self.interval) and step != total:
-            return
-        self._last = now
-        loss_text = f"loss {loss:.4f}" if loss is not None else ""
-        if self.tty:
-            width = 30
-            done = int(width * step / total) if total else 0
-            bar = "#" * done + "-" * (width - done)
-            of = f"/{total}" if total else ""
-            self.stream.write(f"\r[{bar}] step {step}{of} epoch {epoch} {loss_text}  ")
-        else:
-            of = f"/{total}" if total else ""
-            self.stream.write(f"step {step}{of} epoch {epoch} {loss_text}\n")
-        self.stream.flush()
-
-    def line(self, text: str, *, force: bool = True) -> None:
-        """Print a line; with ``force=False`` only if none came in the last ``interval`` seconds."""
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_line < self.interval:
-            return
-        self._last_line = now
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def rng_state() -> dict[str, Any]:
-    """Every random number generator a training step may draw from (dropout, Python)."""
-    import torch
-
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class TrainingRun:
@@ -218,7 +145,7 @@ class TrainingRun:
                                   hint="lower the learning rate, or clip the gradients: see the trainer's "
                                        "options with `letras list trainer`")
         self.history.append(dict(metrics))
-        self.progress.line(_format_metrics(metrics), force=False)
+        self.progress.line(format_metrics(metrics), force=False)
         # The checkpoint first: the first save is where a replaced run's files go away.
         if save:
             self.checkpoint(model, state, end_of_epoch=True)
@@ -250,15 +177,3 @@ class TrainingRun:
         self._emit(TrainEvent("training_finished", self.run_dir, last.get("epoch", 0),
                               last.get("step", 0), dict(last)))
 
-
-def _format_metrics(m: dict[str, Any]) -> str:
-    parts = [f"epoch {m.get('epoch')}", f"step {m.get('step')}"]
-    if m.get("train_loss") is not None:
-        parts.append(f"train {m['train_loss']:.4f}")
-    if m.get("val_loss") is not None:
-        parts.append(f"val {m['val_loss']:.4f}")
-    if m.get("chars_per_s") is not None:
-        parts.append(f"{m['chars_per_s']:,.0f} chars/s")
-    if m.get("seconds") is not None:
-        parts.append(f"{m['seconds']:.1f}s")
-    return "  ".join(parts)
