@@ -109,7 +109,17 @@ class Trainer(Protocol):
 
 
 class Sampler(Protocol):
-    """Draws new words. Built as ``factory(**options)``."""
+    """Draws new words. Built as ``factory(options=...)`` or ``factory(**options)``.
+
+    Three option names are the contract between a sampler and the core; a sampler that
+    declares them gets what they promise, and one that doesn't keeps working without:
+
+    - ``count`` (int): how many words one ``sample`` call returns. ``--novel``, ``--unique``,
+      ``--exact`` and the jsonl output set it to draw in rounds;
+    - ``max_length`` (int): the longest word, in letters; length constraints use it;
+    - ``prefix`` (str): the letters every word starts with; the constraints start from it.
+
+    Every other option is the sampler's own; `letras sample` gets a flag for each."""
 
     def sample(self, model: Any, tokenizer: Tokenizer, *, seed: int | None = None,
                device: str = "cpu", constraint: Any = None) -> list[str]:
