@@ -26,8 +26,8 @@ class CharVocabulary:
 
     boundary_id = 0
 
-    def __init__(self, case: str = "keep"):
-        self.case = case
+    def __init__(self, options: CharsOptions | None = None):
+        self.case = (options or CharsOptions()).case
         self._set_chars([])
 
     @property

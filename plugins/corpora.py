@@ -57,9 +57,9 @@ class FileOptions:
     max_word_length: int = option(200, min=1, help="longest line accepted as a word")
 
 
-def read_word_file(path: str, dedupe: bool = False, max_word_length: int = 200) -> WordList:
+def read_word_file(options: FileOptions) -> WordList:
     """A word file as a corpus (``letras.core.wordfile.read_words``)."""
-    return WordList(read_words(path, dedupe=dedupe, max_word_length=max_word_length))
+    return WordList(read_words(options.path, dedupe=options.dedupe, max_word_length=options.max_word_length))
 
 
 @hookimpl

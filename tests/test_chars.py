@@ -3,7 +3,7 @@ import unicodedata
 import pytest
 
 from letras.core import UsageError
-from letras.plugins.chars import CharVocabulary
+from letras.plugins.chars import CharsOptions, CharVocabulary
 
 
 def test_boundary_token_is_id_zero_and_vocab_counts_it():
@@ -26,7 +26,7 @@ def test_nfc_makes_composed_and_decomposed_letters_one():
 
 @pytest.mark.parametrize("case, expected", [("keep", "Ávila"), ("upper", "ÁVILA"), ("lower", "ávila")])
 def test_case_policy(case, expected):
-    vocab = CharVocabulary(case=case)
+    vocab = CharVocabulary(CharsOptions(case))
     vocab.fit(["Ávila"])
     assert vocab.decode(vocab.encode("Ávila")) == expected
 
@@ -42,7 +42,7 @@ def test_unknown_characters_are_named_with_their_source():
 
 
 def test_state_round_trip():
-    vocab = CharVocabulary(case="upper")
+    vocab = CharVocabulary(CharsOptions("upper"))
     vocab.fit(["sevilla", "vigo"])
     again = CharVocabulary()
     again.load_state(vocab.state())

@@ -1,7 +1,12 @@
 import pytest
 
-from letras.core import UsageError
-from letras.plugins.corpora import CIUDADES, ciudades, municipios, read_word_file
+from letras.core import UsageError, components
+from letras.plugins.corpora import CIUDADES, ciudades, municipios
+
+
+def read_word_file(path, **options):
+    """The file corpus, built as a pipeline builds it."""
+    return components("corpus").get("file").build(path=path, **options)
 
 
 def test_ciudades_are_the_notes_fifteen():

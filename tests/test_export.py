@@ -234,9 +234,9 @@ class WrappedModel(torch.nn.Module):
 
     def __init__(self, vocab_size):
         super().__init__()
-        from letras.plugins.recurrent.generator import lstm_generator
+        from letras.core import components
 
-        self.inner = lstm_generator(vocab_size, hidden_size=8, embedding_dim=4)
+        self.inner = components("model").get("lstm").build(vocab_size, hidden_size=8, embedding_dim=4)
 
     def forward(self, ids, state=None):
         return self.inner(ids, state)

@@ -13,16 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import HtmlOptions
 from .document import build_document
 
 
 class HtmlExporter:
-    def __init__(self, dtype: str = "float16", known_words: bool = True, seed: int | None = None):
-        self.dtype, self.known_words, self.seed = dtype, known_words, seed
+    def __init__(self, options: HtmlOptions | None = None):
+        self.options = options or HtmlOptions()
 
     def export(self, trained: Any, path: Path) -> None:
-        document = build_document(trained, "html", dtype=self.dtype, known_words=self.known_words)
-        document["sampler"]["seed"] = self.seed
+        document = build_document(trained, "html", dtype=self.options.dtype, known_words=self.options.known_words)
+        document["sampler"]["seed"] = self.options.seed
         path.write_text(render(document), encoding="utf-8")
 
 

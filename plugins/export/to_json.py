@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import JsonOptions
 from .document import build_document
 
 
 class JsonExporter:
-    def __init__(self, dtype: str = "float32", known_words: bool = True):
-        self.dtype, self.known_words = dtype, known_words
+    def __init__(self, options: JsonOptions | None = None):
+        self.options = options or JsonOptions()
 
     def export(self, trained: Any, path: Path) -> None:
-        document = build_document(trained, "json", dtype=self.dtype, known_words=self.known_words)
+        document = build_document(trained, "json", dtype=self.options.dtype, known_words=self.options.known_words)
         path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")

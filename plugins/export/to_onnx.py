@@ -25,6 +25,7 @@ from torch import nn
 
 from letras.core import LetrasError
 
+from . import OnnxOptions
 from .network import cell_name, refuse_labels
 
 NAMES = {1: ["h"], 2: ["h", "c"]}  # the state's tensors, named as torch names an LSTM's
@@ -56,8 +57,8 @@ def state_layout(model: nn.Module, boundary: int) -> list[torch.Tensor]:
 
 
 class OnnxExporter:
-    def __init__(self, opset: int = 17):
-        self.opset = opset
+    def __init__(self, options: OnnxOptions | None = None):
+        self.opset = (options or OnnxOptions()).opset
 
     def export(self, trained: Any, path: Path) -> None:
         refuse_labels(trained, "onnx")
