@@ -228,6 +228,15 @@ def build(options_cls: type | None, values: typing.Mapping[str, Any],
         raise OptionError(key, str(exc)) from None
 
 
+def given(options_cls: type, options: Any = None, values: typing.Mapping[str, Any] | None = None) -> Any:
+    """The options a component was made with: the ``options`` object letras built from a
+    config, or, for one made by hand in Python, an ``options_cls`` made from ``values``
+    (``WordResetTrainer(epochs=3)``)."""
+    if options is not None and values:
+        raise TypeError("give the options object or option values, not both")
+    return options if options is not None else options_cls(**(values or {}))
+
+
 def to_dict(options: Any) -> dict[str, Any]:
     """The options as plain YAML-able values (for config.yaml and checkpoints)."""
     return dataclasses.asdict(options) if options is not None else {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from letras.core import LetrasError, UnknownCharacters, hookimpl, option
+from letras.core.options import given
 
 BOUNDARY = "."  # how the boundary token is shown, as in the notes
 
@@ -26,8 +27,8 @@ class CharVocabulary:
 
     boundary_id = 0
 
-    def __init__(self, options: CharsOptions | None = None):
-        self.case = (options or CharsOptions()).case
+    def __init__(self, options: CharsOptions | None = None, **values: Any):
+        self.case = given(CharsOptions, options, values).case
         self._set_chars([])
 
     @property

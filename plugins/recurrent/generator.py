@@ -11,6 +11,7 @@ from torch import nn
 from letras.core import UsageError, components
 from letras.core.adapt import AUTO
 from letras.core.cells import LayerStack, WordDropout
+from letras.core.options import given
 
 from . import GeneratorOptions, RecurrentOptions
 
@@ -32,9 +33,11 @@ class Generator(nn.Module):
     model is exactly the unlabelled one, parameter for parameter.
     """
 
-    def __init__(self, vocab_size: int, options: GeneratorOptions | None = None, *, num_labels: int = 0):
+    def __init__(self, vocab_size: int, options: GeneratorOptions | None = None, *, num_labels: int = 0,
+                 **values: Any):
+        """``options`` as letras builds it from a config; ``values`` for a model made by hand."""
         super().__init__()
-        o = options or GeneratorOptions()
+        o = given(GeneratorOptions, options, values)
         if AUTO in (o.hidden_size, o.embedding_dim, o.num_layers, o.dropout):
             raise UsageError("a model option is 'auto', which only a run on a corpus resolves",
                              hint="train through letras.core.train or give a value")
@@ -85,9 +88,13 @@ def _build_cell(o: GeneratorOptions, input_size: int) -> nn.Module:
     return cell.build(input_size, o.hidden_size, num_layers=o.num_layers, dropout=o.dropout, options=cell_options)
 
 
-def rnn_generator(vocab_size: int, options: RecurrentOptions, *, num_labels: int = 0) -> Generator:
+def rnn_generator(vocab_size: int, options: RecurrentOptions | None = None, *, num_labels: int = 0,
+                  **values: Any) -> Generator:
+    options = given(RecurrentOptions, options, values)
     return Generator(vocab_size, GeneratorOptions(**vars(options), cell=f"{BUILTIN}:rnn"), num_labels=num_labels)
 
 
-def lstm_generator(vocab_size: int, options: RecurrentOptions, *, num_labels: int = 0) -> Generator:
+def lstm_generator(vocab_size: int, options: RecurrentOptions | None = None, *, num_labels: int = 0,
+                   **values: Any) -> Generator:
+    options = given(RecurrentOptions, options, values)
     return Generator(vocab_size, GeneratorOptions(**vars(options), cell=f"{BUILTIN}:lstm"), num_labels=num_labels)

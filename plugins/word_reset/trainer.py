@@ -13,6 +13,7 @@ from letras.core import TrainingRun, UsageError, autocast, resolve_precision
 from letras.core.distributed import all_reduce_sum
 from letras.core.batching import IGNORE, WordBatches, loss_sum, mean_loss, weighted_cross_entropy
 from letras.core.conditioning import loss_per_label
+from letras.core.options import given
 
 from . import WordResetOptions
 from .adam import make_adam
@@ -34,9 +35,7 @@ def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor, l
 class WordResetTrainer:
     def __init__(self, options: WordResetOptions | None = None, **values: Any):
         """``options`` as letras builds it from a config; ``values`` for a trainer made by hand."""
-        if options is not None and values:
-            raise TypeError("give the options object or option values, not both")
-        self.options = options if options is not None else WordResetOptions(**values)
+        self.options = given(WordResetOptions, options, values)
         self.options.check_resolved()
 
     def _optimizer(self, model: Any) -> Any:
