@@ -39,6 +39,10 @@ class TemperatureOptions(GreedyOptions):
     top_p: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True,
                                     help="draw only from the likeliest letters that together have "
                                          "probability p (nucleus sampling); null = all")
+    particles: int = option(8, min=1, max=1024,
+                            help="under constraints, particles drawn per word and resampled by how much "
+                                 "probability the constraints took from each, so words follow the model "
+                                 "conditioned on them; 1 = steer each letter alone (faster, words run long)")
 
 
 @dataclass

@@ -55,7 +55,8 @@ def draw(cdf: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
 def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *,
                count: int, max_length: int, prefix: str = "", device: Any = None,
                batch_size: int | None = None, generator: torch.Generator | None = None,
-               constraint: Any = None) -> list[str]:
+               constraint: Any = None, particles: int = 1,
+               transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
@@ -72,18 +73,33 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     state in it beside its row, and each letter is drawn from the sampler's distribution over
     the letters that can still lead to an accepted word within the room left (a gather of the
     automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
+
+    With ``particles`` above 1 under a constraint, each word is drawn by that many particles
+    weighted and resampled against ``transform(logits) -> logits``, the sampler's distribution
+    before the cumulative sum (``letras.plugins.samplers.particles``), so that the words follow
+    the sampler's distribution conditioned on the constraint rather than the steered one.
     """
     mask = None
     if constraint is not None:
         from letras.core.letter_mask import LetterMask
 
         mask = LetterMask(constraint, device or next(model.parameters()).device)
+    smc = mask is not None and particles > 1
+    if smc and transform is None:
+        raise ValueError("particles need the sampler's transform of the logits")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
-        words += _draw_words(model, tokenizer, cdf, count=min(per_call, count - begin), max_length=max_length,
-                             prefix=prefix, device=device, batch_size=batch_size, generator=generator,
-                             mask=mask)
+        part = dict(count=min(per_call, count - begin), max_length=max_length, prefix=prefix, device=device,
+                    batch_size=batch_size, generator=generator, mask=mask)
+        if smc:
+            from .particles import draw_particles
+
+            found = draw_particles(model, tokenizer, transform, particles=particles, **part)
+            if found is not None:
+                words += found
+                continue
+        words += _draw_words(model, tokenizer, cdf, **part)
     return words
 
 
@@ -135,7 +151,7 @@ def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], pref
     first = logits[:, -1].float()  # (1, V): the first letter's logits
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
-    at = None if mask is None else mask.start(prefix_ids)  # (1, 2): the prefix's automaton state
+    at = None if mask is None else mask.start(prefix_ids)  # (1, 3): the prefix's automaton state
     count, steps = drawn.shape
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary,
                             mask=mask, at=at)
@@ -159,7 +175,7 @@ class _Batch:
     position: torch.Tensor  # (B,) where its next letter goes
     ids: torch.Tensor  # (B,) the letter it reads next
     state: Any  # the recurrent state, rows laid out like nn.RNN's
-    at: torch.Tensor | None  # (B, 2) its automaton state, under constraints
+    at: torch.Tensor | None  # (B, 3) its automaton state, under constraints
 
     def take(self, rows: torch.Tensor, queue: _Queue, taken: slice) -> None:
         """The queued words ``taken`` start in ``rows``, from the state of the node each left."""
@@ -259,6 +275,12 @@ class GreedySampler:
             raise TypeError("give the options object or option values, not both")
         self.options = options if options is not None else self.options_class(**values)
 
+    def transform(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits (B, V) of the distribution this sampler draws from: -inf but at the
+        likeliest letter."""
+        ids = torch.arange(logits.shape[-1], device=logits.device)
+        return logits.masked_fill(ids != logits.argmax(dim=-1, keepdim=True), float("-inf"))
+
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """All the weight on the likeliest letter: a step up at its id."""
         ids = torch.arange(logits.shape[-1], device=logits.device)
@@ -269,7 +291,7 @@ class GreedySampler:
         o, device = self.options, torch.device(device)
         return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
                           device=device, batch_size=o.batch_size, generator=_generator(seed, device),
-                          constraint=constraint)
+                          constraint=constraint, particles=getattr(o, "particles", 1), transform=self.transform)
 
 
 class TemperatureSampler(GreedySampler):
@@ -279,6 +301,11 @@ class TemperatureSampler(GreedySampler):
 
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """The softmax of logits / temperature, cut to the top k and top p, accumulated."""
+        return torch.softmax(self.transform(logits), dim=-1).cumsum(dim=-1)  # (B, V)
+
+    def transform(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits / temperature, -inf outside the top k and the top p: the logits of the
+        distribution each letter is drawn from."""
         o = self.options
         if o.temperature != 1.0:
             logits = logits / o.temperature
@@ -291,4 +318,4 @@ class TemperatureSampler(GreedySampler):
             before = torch.softmax(ordered, dim=-1).cumsum(dim=-1) - torch.softmax(ordered, dim=-1)
             drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= o.top_p)
             logits = logits.masked_fill(drop, float("-inf"))
-        return torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
+        return logits

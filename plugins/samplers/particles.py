@@ -1,0 +1,234 @@
+"""Words under constraints that follow the sampler's distribution conditioned on them:
+sequential Monte Carlo over particles.
+
+Steering (``sampling``) draws each letter from the sampler's distribution p renormalised over
+the letters the constraints allow: a proposal q, not p(word | constraints). A word's
+importance weight p(word) / q(word) is the product, over its letters, of Z, the probability
+the mask kept at that letter (the sum of p over the allowed letters): where the model wanted to
+end the word and the constraints forbid it, Z is small.
+
+So each word is drawn by K particles together. Every particle draws its letters steered and
+adds log Z to its log weight; when a group's effective sample size falls below K / 2, the group
+is resampled (systematic resampling): light particles are replaced by copies of heavy ones,
+letters, hidden state and automaton state included, and the weights start again level. When
+all of a group's particles have ended, one is returned, chosen by weight. As K grows, the words
+tend to the conditioned distribution; K = 1 is plain steering.
+
+A group's particles are resampled together, so they advance in lockstep: a group holds K rows
+of the batch from its first letter until its last particle ends, and then the next word's group
+takes those rows (continuous batching by groups). The prefix tree is bypassed: the words leave
+it at different depths, which would split a group between tree nodes and batch rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from letras.core.batching import evaluating
+
+from letras.core.letter_mask import SOONEST
+
+from .rows import blank_rows, place_rows, select_rows
+from .sampling import batch_size_for, draw, letters_after
+
+RESAMPLE_BELOW = 0.5  # resample a group when its effective sample size falls below this share of K
+
+
+@dataclass
+class _Particles:
+    """``G`` groups of ``k`` particles, a row each, group after group."""
+
+    k: int
+    before: Any  # one row: the state before the prefix's last token
+    first: int  # that token: every particle reads it first
+    origin: torch.Tensor  # (1, 3): the automaton state after the prefix
+    word: torch.Tensor  # (G,) the word each group draws, -1 for none
+    ids: torch.Tensor  # (G*K,) the token each particle reads next
+    state: Any  # the recurrent state, rows laid out like nn.RNN's
+    at: torch.Tensor  # (G*K, 3) the automaton state
+    drawn: torch.Tensor  # (G*K, L+2) its letters so far, then the boundary; the last column is a sink
+    position: torch.Tensor  # (G*K,) where its next letter goes
+    done: torch.Tensor  # (G*K,) bool: it has ended
+    weight: torch.Tensor  # (G, K) log weights
+    closing: torch.Tensor  # (G*K,) bool: it keeps to the letters that finish a word soonest
+
+    def rows(self, groups: torch.Tensor) -> torch.Tensor:
+        return (groups[:, None] * self.k + torch.arange(self.k, device=groups.device)).flatten()
+
+    def restart(self, groups: torch.Tensor, words: torch.Tensor) -> None:
+        """``groups`` begin drawing ``words``, every particle from the prefix."""
+        rows = self.rows(groups)
+        self.word[groups], self.weight[groups] = words, 0.0
+        again = select_rows(self.before, torch.zeros(len(rows), dtype=torch.long, device=rows.device), 1)
+        self.state = place_rows(self.state, rows, again, len(self.ids))
+        self.ids[rows], self.at[rows] = self.first, self.origin  # drawn is written before it is read
+        self.position[rows], self.done[rows], self.closing[rows] = 0, False, False
+
+    def take(self, rows: torch.Tensor) -> None:
+        """Row r becomes a copy of row ``rows[r]`` (whole groups, or within a group)."""
+        self.state = select_rows(self.state, rows, len(self.ids))
+        self.ids, self.at, self.drawn = self.ids[rows], self.at[rows], self.drawn[rows]
+        self.position, self.done, self.closing = self.position[rows], self.done[rows], self.closing[rows]
+
+    def keep(self, groups: torch.Tensor) -> None:
+        """Only ``groups`` go on."""
+        self.take(self.rows(groups))
+        self.word, self.weight = self.word[groups], self.weight[groups]
+
+
+@torch.inference_mode()
+def draw_particles(model: Any, tokenizer: Any, transform: Callable[[torch.Tensor], torch.Tensor], *,
+                   particles: int, count: int, max_length: int, prefix: str, device: Any,
+                   batch_size: int | None, generator: torch.Generator | None, mask: Any) -> list[str] | None:
+    """``count`` words that meet ``mask``'s constraints, each chosen among ``particles``
+    particles (see the module's docstring); ``batch_size`` rows at a time (at least one group).
+    None for a model whose state is not laid out like nn.RNN's: its rows cannot be copied."""
+    prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
+    steps = letters_after(prefix, prefix_ids, max_length)
+    if steps == 0:
+        return [tokenizer.normalize(prefix)] * count
+    device = device or next(model.parameters()).device
+    boundary = tokenizer.boundary_id
+    start = torch.tensor([[boundary, *prefix_ids]], device=device)
+    words = torch.full((count, steps), boundary, dtype=torch.long, device=device)
+    with evaluating(model):
+        # every particle first reads the prefix's last token (the boundary if none) from the
+        # state before it, so that a group's first letter comes from the batch's own call
+        before = model(start[:, :-1])[1] if prefix_ids else blank_rows(model(start)[1], 1)
+        one = torch.zeros(1, dtype=torch.long, device=device)
+        if before is None or select_rows(before, one, 1) is None:
+            return None
+        k = particles
+        groups = max(1, min(count, (batch_size or count * k) // k))
+        rows = groups * k
+        p = _Particles(k, before, int(start[0, -1]), mask.start(prefix_ids), torch.zeros(groups, dtype=torch.long,
+                       device=device), torch.zeros(rows, dtype=torch.long, device=device),
+                       select_rows(before, one.expand(rows), 1), mask.start(prefix_ids, rows),
+                       torch.zeros((rows, steps + 2), dtype=torch.long, device=device),
+                       torch.zeros(rows, dtype=torch.long, device=device),
+                       torch.zeros(rows, dtype=torch.bool, device=device), torch.zeros(groups, k, device=device),
+                       torch.zeros(rows, dtype=torch.bool, device=device))
+        every = torch.arange(groups, device=device)
+        p.restart(every, every)
+        _run(model, transform, p, words, mask, steps, boundary, generator, no_prefix=not prefix_ids)
+    from .sampling import _decode
+
+    return _decode(tokenizer, prefix, words, boundary)
+
+
+def _run(model: Any, transform: Callable[[torch.Tensor], torch.Tensor], p: _Particles, words: torch.Tensor,
+         mask: Any, steps: int, boundary: int, generator: torch.Generator | None, no_prefix: bool) -> None:
+    """Advance the particles a letter at a time until every word in ``words`` is drawn."""
+    begun = len(p.word)
+    while True:
+        logits, p.state = model(p.ids[:, None], p.state)
+        logits = logits[:, -1].float()
+        if no_prefix:  # a word has at least one letter, as the sampler's own first step says
+            logits[:, boundary] = torch.where(p.position == 0, float("-inf"), logits[:, boundary])
+        target = torch.log_softmax(transform(logits), dim=-1)  # (B, V): log p, the sampler's distribution
+        # a word of max_length letters must end there: its end counts in its weight, as a
+        # word drawn freely past max_length would be rejected by --exact
+        codes = mask.codes(p.at, (steps - p.position).clamp(min=0))
+        proposal, p.closing = _proposal(mask, target, codes, p.closing)
+        ids = draw(proposal.exp().cumsum(dim=-1), generator)
+        going = ~p.done
+        p.closing = _commit(target, codes, proposal, ids, p.closing, boundary, generator)
+        # p(letter) / q(letter); where p gives the letter no chance, the particle's weight is
+        # zero, yet it drew an allowed letter (as steering does) and is resampled away
+        gain = target.gather(1, ids[:, None]) - proposal.gather(1, ids[:, None])
+        p.weight += torch.where(going, gain.squeeze(1), 0.0).view_as(p.weight)
+        p.ids = ids = torch.where(going, ids, boundary)
+        p.at = mask.step(p.at, ids)
+        p.drawn[torch.arange(len(ids), device=ids.device), p.position] = ids
+        p.done = p.done | (ids == boundary)
+        p.position += going
+        _level_dead_groups(p)
+        _resample(p, generator)
+        begun = _finish(p, words, begun, generator)
+        if not bool((p.word >= 0).any()):
+            return
+        if begun == len(words):
+            _shrink(p)
+
+
+def _proposal(mask: Any, target: torch.Tensor, codes: torch.Tensor,
+              closing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log q (B, V), the distribution a particle draws from, and which particles are closing.
+
+    Steering's distribution (``LetterMask.apply``): where the word may not end, the end's
+    probability goes to the letters that finish an accepted word soonest. A particle that took
+    it so is *closing*: it keeps to the soonest letters until the word may end, so the word
+    ends near where the model wanted it to, not letters later by chance."""
+    soonest = codes == SOONEST
+    closing = closing & soonest.any(dim=1)
+    steered = mask.apply(target.clone(), codes)
+    closed = target.clamp(min=-1e4).masked_fill(~soonest, float("-inf"))
+    return torch.log_softmax(torch.where(closing[:, None], closed, steered), dim=-1), closing
+
+
+def _commit(target: torch.Tensor, codes: torch.Tensor, proposal: torch.Tensor, ids: torch.Tensor,
+            closing: torch.Tensor, boundary: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Which particles close after drawing ``ids``: a soonest letter drawn by steering came
+    from the end's share with probability p(end) / (p(soonest letters) + p(end))."""
+    soonest = codes == SOONEST
+    took = soonest.gather(1, ids[:, None]).squeeze(1) & ~closing
+    p_end = target[:, boundary].exp()
+    p_soonest = target.exp().masked_fill(~soonest, 0.0).sum(dim=1)
+    chance = p_end / (p_soonest + p_end).clamp(min=1e-30)
+    u = torch.rand(len(ids), generator=generator, device=ids.device)
+    return closing | (took & (u < chance))
+
+
+def _level_dead_groups(p: _Particles) -> None:
+    """A group whose particles all have weight zero (the sampler gives none of their words a
+    chance): every particle counts alike, rather than none."""
+    dead = p.weight.max(dim=1).values == float("-inf")
+    p.weight.masked_fill_(dead[:, None], 0.0)
+
+
+def _resample(p: _Particles, generator: torch.Generator | None) -> None:
+    """Systematic resampling of the groups whose effective sample size fell below
+    RESAMPLE_BELOW * K and that still have a particle going."""
+    share = torch.softmax(p.weight, dim=1)  # (G, K)
+    ess = 1.0 / (share * share).sum(dim=1)
+    going = ~p.done.view_as(p.weight).all(dim=1) & (p.word >= 0)
+    low = going & (ess < RESAMPLE_BELOW * p.k)
+    if not bool(low.any()):
+        return
+    k = p.k
+    u = (torch.rand((len(share), 1), generator=generator, device=share.device)
+         + torch.arange(k, device=share.device)) / k  # (G, K): one uniform number, K evenly spaced points
+    cumulative = share.cumsum(dim=1)
+    cumulative[:, -1] = 1.0
+    pick = torch.searchsorted(cumulative, u).clamp_(max=k - 1)
+    pick = torch.where(low[:, None], pick, torch.arange(k, device=share.device))
+    p.take((torch.arange(len(share), device=share.device)[:, None] * k + pick).flatten())
+    p.weight.masked_fill_(low[:, None], 0.0)
+
+
+def _finish(p: _Particles, words: torch.Tensor, begun: int, generator: torch.Generator | None) -> int:
+    """Groups whose particles have all ended give their word (one particle, by weight) and
+    take the next word not yet begun; returns how many words have begun."""
+    ended = ((p.word >= 0) & p.done.view_as(p.weight).all(dim=1)).nonzero().squeeze(1)
+    if not len(ended):
+        return begun
+    chosen = draw(torch.softmax(p.weight[ended], dim=1).cumsum(dim=1), generator)  # (E,)
+    words[p.word[ended]] = p.drawn[ended * p.k + chosen, :-2]
+    new = min(len(ended), len(words) - begun)
+    p.word[ended[new:]] = -1
+    if new:
+        p.restart(ended[:new], torch.arange(begun, begun + new, device=ended.device))
+    return begun + new
+
+
+def _shrink(p: _Particles) -> None:
+    """No word is left to begin: keep the groups still drawing, down the ``batch_size_for``
+    ladder (counted in groups)."""
+    going = p.word >= 0
+    size = batch_size_for(int(going.sum()))
+    if size < len(p.word):
+        p.keep(torch.cat([going.nonzero(), going.logical_not().nonzero()]).squeeze(1)[:size])
+
