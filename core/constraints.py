@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import UsageError
 from .exclusion import Trie
@@ -173,11 +173,35 @@ def compile_constraints(constraints: Constraints, tokenizer: Any, *, hash_exclud
     if constraints.exclude:
         from .word_hash import split
 
-        keys, rest = split(automaton, constraints.exclude) if hash_excluded else (None, constraints.exclude)
+        keys, rest = (split(automaton, constraints.exclude, len(constraints.exclude)) if hash_excluded
+                      else (None, constraints.exclude))
         automaton.hashed = keys if keys is not None and len(keys) else None
         automaton.trie = Trie.build(automaton, rest) if rest else None
     _refuse_if_too_long(automaton)
     return automaton
+
+
+def exclude_more(automaton: Automaton, words: Iterable[str], tokenizer: Any) -> Automaton:
+    """``automaton`` with ``words`` excluded too (``--unique``'s rounds): their keys join the
+    hashed words' when all of them may be hashed and the room that makes hashing safe has not
+    grown with their number; else the constraints are compiled afresh."""
+    import dataclasses
+
+    import torch
+
+    from .word_hash import safe_room, split
+
+    c = automaton.constraints
+    constraints = dataclasses.replace(c, exclude=c.exclude | frozenset(words))
+    added = constraints.exclude - c.exclude
+    if automaton.hashed is not None and added:
+        room = safe_room(automaton, len(constraints.exclude))
+        if room is not None and room == safe_room(automaton, len(c.exclude)):
+            keys, rest = split(automaton, added, len(constraints.exclude))
+            if not rest:
+                return dataclasses.replace(automaton, constraints=constraints,
+                                           hashed=torch.unique(torch.cat([automaton.hashed, keys])))
+    return compile_constraints(constraints, tokenizer)
 
 
 def _parts(constraints: Constraints, tokenizer: Any) -> list[tuple[str, Any]]:

@@ -61,6 +61,9 @@ class LetterMask:
         self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
         self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
         self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
+        # whether a word may be kept from ending other than at an excluded word: a state past
+        # the start (the start is never met again: it has read no token) that does not accept
+        self.closes = not all(a.accepting[1:])
 
     def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
         """The states (words, 3) of words that begin with ``prefix_ids``; the prefix must

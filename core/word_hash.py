@@ -41,15 +41,15 @@ def key_of(ids: Iterable[int]) -> int:
     return high << 31 | low
 
 
-def split(automaton: Automaton, words: Iterable[str]) -> tuple[Any, list[str]]:
-    """The sorted keys (K,) of the excluded ``words`` safe to hash (see the module), and the
-    words left for the trie."""
+def split(automaton: Automaton, words: Iterable[str], total: int) -> tuple[Any, list[str]]:
+    """The sorted keys (K,) of the excluded ``words`` safe to hash (see the module) when
+    ``total`` words are excluded in all, and the words left for the trie."""
     import torch
 
     from .exclusion import encode_flat
 
     words = sorted(set(map(automaton.normalize, words)))
-    room = _safe_room(automaton, len(words))
+    room = safe_room(automaton, total)
     if room is None or not words:
         return torch.zeros(0, dtype=torch.long), words
     flat, length, which = encode_flat(automaton, words)  # words with an unknown character never come out
@@ -73,7 +73,7 @@ def _keys(flat: Any, length: Any) -> Any:
     return key
 
 
-def _safe_room(automaton: Automaton, excluded: int) -> int | None:
+def safe_room(automaton: Automaton, excluded: int) -> int | None:
     """The fewest tokens of room after an accepted word for which, from every accepting state,
     more than ``excluded`` accepted words extend it; None if no room is enough."""
     import torch

@@ -12,7 +12,7 @@ from letras.core.constrained import draw_exact, draw_steered
 from letras.core.constraints import Constraints, compile_constraints, fold
 from letras.plugins.corpora import municipios
 from letras.plugins.samplers.beam import BeamSampler
-from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler
+from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler, draw_words
 from toy_models import CoinModel
 
 WORDS = municipios().words()[:400]
@@ -164,6 +164,9 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
 
     def drawing(particles):
         def draw(n, seed, automaton, max_length):
+            if particles is None:  # each letter steered alone: draw_words without particles
+                return draw_words(Bigram(), tokenizer, TemperatureSampler().cdf, count=n, max_length=max_length or 5,
+                                  constraint=automaton, generator=torch.Generator().manual_seed(seed))
             sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length, particles=particles)
             return sampler.sample(Bigram(), tokenizer, seed=seed, constraint=automaton)
         return draw
@@ -171,7 +174,7 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
     n = 6000  # the sampling error of a total-variation distance over 15 words: about 0.02
     exact = draw_exact(drawing(1), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
     assert set(exact) <= accepted and total_variation(frequencies(exact), conditioned) < 0.04
-    steer = draw_steered(drawing(1), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    steer = draw_steered(drawing(None), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
     assert set(steer) <= accepted and total_variation(frequencies(steer), steered) < 0.04
     assert total_variation(conditioned, steered) > 0.15  # the bias the docs describe is real
     # particles weighted by p / q and resampled: the conditioned distribution, up to a bias
@@ -209,7 +212,8 @@ def test_hashed_exclusion_blocks_exactly_what_the_trie_blocks(vocabulary):
     """Random walks, many along excluded words, under random exclusion lists and lengths: the
     hashed exclusion (with the trie for the words near --max-length) and the trie of every
     excluded word allow the same tokens at every step, and always at least one."""
-    from letras.core.letter_mask import BLOCKED, LetterMask
+    from letras.core.constraints import exclude_more
+    from letras.core.letter_mask import LetterMask
 
     rng, kinds = random.Random(1), set()
     for trial in range(12):
@@ -219,29 +223,56 @@ def test_hashed_exclusion_blocks_exactly_what_the_trie_blocks(vocabulary):
         c = Constraints(prefix=rng.choice(["", "", "Va"]), suffix=rng.choice(["", "", "a"]), exclude=frozenset(words),
                         max_length=max_length)
         try:
-            hashed = LetterMask(compile_constraints(c, vocabulary), "cpu")
+            hashed = compile_constraints(c, vocabulary)
             trie = LetterMask(compile_constraints(c, vocabulary, hash_excluded=False), "cpu")
         except UsageError:
             continue
         kinds |= {"hashed"} if hashed.hashed is not None else set()
-        kinds |= {"both"} if hashed.hashed is not None and len(hashed.keys) else set()
-        generator = torch.Generator().manual_seed(trial)
-        paths = [vocabulary.encode(w) for w in rng.choices(sorted(words), k=200)]
-        follow = torch.tensor([(p + [-1] * 60)[:60] for p in paths])[torch.randint(len(paths), (400,))]
-        follow[200:] = -1  # half the walks follow an excluded word as long as they may, half wander
-        at_hashed, at_trie = hashed.start([], 400), trie.start([], 400)
-        going = torch.ones(400, dtype=torch.bool)
-        for t in range(max_length):
-            blocked = hashed.codes(at_hashed, max_length - t) == BLOCKED
-            assert torch.equal(blocked[going], (trie.codes(at_trie, max_length - t) == BLOCKED)[going]), c.describe()
-            assert not blocked[going].all(dim=1).any(), f"a word got stuck: {c.describe()}"
-            ids = torch.rand(400, vocabulary.vocab_size, generator=generator).masked_fill(blocked, -1).argmax(dim=1)
-            wanted = follow[:, t] if t < follow.shape[1] else torch.full((400,), -1)
-            ok = (wanted >= 0) & ~blocked.gather(1, wanted.clamp(min=0)[:, None]).squeeze(1)
-            ids = torch.where(ok, wanted, ids)
-            going &= ids != vocabulary.boundary_id
-            at_hashed, at_trie = hashed.step(at_hashed, ids), trie.step(at_trie, ids)
+        kinds |= {"both"} if hashed.hashed is not None and hashed.trie is not None else set()
+        assert_same_blocking(LetterMask(hashed, "cpu"), trie, words, max_length, vocabulary, trial)
+        if hashed.hashed is not None and len(words) > 10:  # --unique's rounds: half the words added later
+            first = Constraints(**{**vars(c), "exclude": frozenset(words[::2])})
+            try:
+                grown = exclude_more(compile_constraints(first, vocabulary), words[1::2], vocabulary)
+            except UsageError:
+                continue
+            assert grown.constraints == c
+            assert_same_blocking(LetterMask(grown, "cpu"), trie, words, max_length, vocabulary, trial)
     assert kinds == {"hashed", "both"}
+
+
+def test_constraints_compiled_once_per_tokenizer(vocabulary):
+    from letras.core.constrained import compiled, forget_compiled
+
+    c = Constraints(suffix="a", exclude=frozenset(WORDS[:50]), max_length=20)
+    first = compiled(c, vocabulary)
+    assert compiled(Constraints(suffix="a", exclude=frozenset(WORDS[:50]), max_length=20), vocabulary) is first
+    assert compiled(Constraints(suffix="o", exclude=frozenset(WORDS[:50]), max_length=20), vocabulary) is not first
+    forget_compiled()
+    assert compiled(c, vocabulary) is not first
+
+
+def assert_same_blocking(mask, other, words, max_length, vocabulary, seed, walks=400):
+    """Walks half along ``words`` (as long as they may), half at random: ``mask`` and
+    ``other`` block the same tokens at every step, and never every token."""
+    from letras.core.letter_mask import BLOCKED
+
+    generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+    paths = [vocabulary.encode(w) for w in rng.choices(sorted(words), k=200)]
+    follow = torch.tensor([(p + [-1] * 60)[:60] for p in paths])[torch.randint(len(paths), (walks,))]
+    follow[walks // 2:] = -1
+    at, at_other = mask.start([], walks), other.start([], walks)
+    going = torch.ones(walks, dtype=torch.bool)
+    for t in range(max_length):
+        blocked = mask.codes(at, max_length - t) == BLOCKED
+        assert torch.equal(blocked[going], (other.codes(at_other, max_length - t) == BLOCKED)[going])
+        assert not blocked[going].all(dim=1).any(), "a word got stuck"
+        ids = torch.rand(walks, vocabulary.vocab_size, generator=generator).masked_fill(blocked, -1).argmax(dim=1)
+        wanted = follow[:, t] if t < follow.shape[1] else torch.full((walks,), -1)
+        ok = (wanted >= 0) & ~blocked.gather(1, wanted.clamp(min=0)[:, None]).squeeze(1)
+        ids = torch.where(ok, wanted, ids)
+        going &= ids != vocabulary.boundary_id
+        at, at_other = mask.step(at, ids), other.step(at_other, ids)
 
 
 def test_unique_words_are_all_the_language_has(trained_run):

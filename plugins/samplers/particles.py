@@ -1,18 +1,23 @@
-"""Words under constraints that follow the sampler's distribution conditioned on them:
-sequential Monte Carlo over particles.
+"""Words under constraints that can forbid a word to end: closing, and particles (sequential
+Monte Carlo) towards the sampler's distribution conditioned on the constraints.
 
-Steering (``sampling``) draws each letter from the sampler's distribution p renormalised over
-the letters the constraints allow: a proposal q, not p(word | constraints). A word's
-importance weight p(word) / q(word) is the product, over its letters, of Z, the probability
-the mask kept at that letter (the sum of p over the allowed letters): where the model wanted to
-end the word and the constraints forbid it, Z is small.
+Steering draws each letter from the sampler's distribution p renormalised over the letters
+the constraints allow, and where the word may not end yet, moves the probability p gave its end
+onto the letters that finish an accepted word soonest (``LetterMask.apply``): the proposal q.
+Alone, that move lasts one letter, and the word wanders on past where the model wanted to end
+it ("Orcidarresezaeresejoelesesez" under --suffix ez --contains rr). So a word that took the
+end's share *closes*: it keeps to the soonest letters until it may end ("Solehínrrez"). Which
+words close is drawn: a soonest letter came from the end's share with probability
+p(end) / (p(end) + p(soonest letters)).
 
-So each word is drawn by K particles together. Every particle draws its letters steered and
-adds log Z to its log weight; when a group's effective sample size falls below K / 2, the group
-is resampled (systematic resampling): light particles are replaced by copies of heavy ones,
-letters, hidden state and automaton state included, and the weights start again level. When
-all of a group's particles have ended, one is returned, chosen by weight. As K grows, the words
-tend to the conditioned distribution; K = 1 is plain steering.
+That is still not p(word | constraints). A word's importance weight p(word) / q(word) is the
+product over its letters of p(letter) / q(letter), so with K particles a word (``particles``
+above 1), each particle adds its log weight letter by letter; when a group's effective sample
+size falls below K / 2, the group is resampled (systematic resampling): light particles are
+replaced by copies of heavy ones, letters, hidden state and automaton state included, and the
+weights start level. When all of a group's particles have ended, one is returned, chosen by
+weight. As K grows the words tend to the conditioned distribution; at a few particles, for a
+constraint the model rarely meets, they are still far from it (docs/commands/sample.md).
 
 A group's particles are resampled together, so they advance in lockstep: a group holds K rows
 of the batch from its first letter until its last particle ends, and then the next word's group

@@ -55,7 +55,7 @@ def draw(cdf: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
 def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *,
                count: int, max_length: int, prefix: str = "", device: Any = None,
                batch_size: int | None = None, generator: torch.Generator | None = None,
-               constraint: Any = None, particles: int = 1,
+               constraint: Any = None, particles: int | None = None,
                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
@@ -74,17 +74,20 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     the letters that can still lead to an accepted word within the room left (a gather of the
     automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
 
-    With ``particles`` above 1 under a constraint, each word is drawn by that many particles
-    weighted and resampled against ``transform(logits) -> logits``, the sampler's distribution
-    before the cumulative sum (``letras.plugins.samplers.particles``), so that the words follow
-    the sampler's distribution conditioned on the constraint rather than the steered one.
+    With ``particles`` (K) under a constraint that can forbid a word to end, the words are
+    drawn by ``letras.plugins.samplers.particles`` from ``transform(logits) -> logits``, the
+    sampler's distribution before the cumulative sum: a word that cannot end where the model
+    would end it keeps to the letters that finish it soonest, and with K above 1, K particles
+    a word are weighted and resampled towards the sampler's distribution conditioned on the
+    constraint. Without ``particles`` (greedy, a plugin's sampler), each letter is steered
+    alone, from the sampler's distribution over the masked logits.
     """
     mask = None
     if constraint is not None:
         from letras.core.letter_mask import LetterMask
 
         mask = LetterMask(constraint, device or next(model.parameters()).device)
-    smc = mask is not None and particles > 1
+    smc = mask is not None and particles is not None and (particles > 1 or mask.closes)
     if smc and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
@@ -291,7 +294,7 @@ class GreedySampler:
         o, device = self.options, torch.device(device)
         return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
                           device=device, batch_size=o.batch_size, generator=_generator(seed, device),
-                          constraint=constraint, particles=getattr(o, "particles", 1), transform=self.transform)
+                          constraint=constraint, particles=getattr(o, "particles", None), transform=self.transform)
 
 
 class TemperatureSampler(GreedySampler):
