@@ -1,7 +1,8 @@
 """The constraints' automaton as tensors: which tokens each word may draw next.
 
-A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node, key)``
-(node -1 off the trie of excluded words; key: the hash of its tokens, ``letras.core.word_hash``). At each step ``codes(states, left)`` says which
+A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node,
+key)`` (node -1 off the trie of excluded words; key: the hash of its tokens so far,
+``letras.core.word_hash``). At each step ``codes(states, left)`` says which
 tokens the word may draw when it has ``left`` tokens of room, the boundary included:
 
     need[s, v] = 1 + dist[next[s, v]]   (tokens an accepted word takes from here via v)

@@ -37,7 +37,7 @@ from letras.core.batching import evaluating
 from letras.core.letter_mask import SOONEST
 
 from .rows import blank_rows, place_rows, select_rows
-from .sampling import batch_size_for, draw, letters_after
+from .sampling import batch_size_for, decode_words, draw, letters_after
 
 RESAMPLE_BELOW = 0.5  # resample a group when its effective sample size falls below this share of K
 
@@ -59,6 +59,19 @@ class _Particles:
     done: torch.Tensor  # (G*K,) bool: it has ended
     weight: torch.Tensor  # (G, K) log weights
     closing: torch.Tensor  # (G*K,) bool: it keeps to the letters that finish a word soonest
+
+    @classmethod
+    def begin(cls, k: int, groups: int, steps: int, before: Any, first: int, origin: torch.Tensor) -> _Particles:
+        """``groups`` groups of ``k`` particles, group g drawing word g."""
+        rows, device = groups * k, origin.device
+        zeros = lambda *shape, dtype=torch.long: torch.zeros(shape, dtype=dtype, device=device)
+        p = cls(k, before, first, origin, word=zeros(groups), ids=zeros(rows),
+                state=select_rows(before, zeros(rows), 1), at=origin.expand(rows, -1).clone(),
+                drawn=zeros(rows, steps + 2), position=zeros(rows), done=zeros(rows, dtype=torch.bool),
+                weight=zeros(groups, k, dtype=torch.float), closing=zeros(rows, dtype=torch.bool))
+        every = torch.arange(groups, device=device)
+        p.restart(every, every)
+        return p
 
     def rows(self, groups: torch.Tensor) -> torch.Tensor:
         return (groups[:, None] * self.k + torch.arange(self.k, device=groups.device)).flatten()
@@ -103,25 +116,12 @@ def draw_particles(model: Any, tokenizer: Any, transform: Callable[[torch.Tensor
         # every particle first reads the prefix's last token (the boundary if none) from the
         # state before it, so that a group's first letter comes from the batch's own call
         before = model(start[:, :-1])[1] if prefix_ids else blank_rows(model(start)[1], 1)
-        one = torch.zeros(1, dtype=torch.long, device=device)
-        if before is None or select_rows(before, one, 1) is None:
+        if before is None or select_rows(before, torch.zeros(1, dtype=torch.long, device=device), 1) is None:
             return None
-        k = particles
-        groups = max(1, min(count, (batch_size or count * k) // k))
-        rows = groups * k
-        p = _Particles(k, before, int(start[0, -1]), mask.start(prefix_ids), torch.zeros(groups, dtype=torch.long,
-                       device=device), torch.zeros(rows, dtype=torch.long, device=device),
-                       select_rows(before, one.expand(rows), 1), mask.start(prefix_ids, rows),
-                       torch.zeros((rows, steps + 2), dtype=torch.long, device=device),
-                       torch.zeros(rows, dtype=torch.long, device=device),
-                       torch.zeros(rows, dtype=torch.bool, device=device), torch.zeros(groups, k, device=device),
-                       torch.zeros(rows, dtype=torch.bool, device=device))
-        every = torch.arange(groups, device=device)
-        p.restart(every, every)
+        groups = max(1, min(count, (batch_size or count * particles) // particles))
+        p = _Particles.begin(particles, groups, steps, before, int(start[0, -1]), mask.start(prefix_ids))
         _run(model, transform, p, words, mask, steps, boundary, generator, no_prefix=not prefix_ids)
-    from .sampling import _decode
-
-    return _decode(tokenizer, prefix, words, boundary)
+    return decode_words(tokenizer, prefix, words, boundary)
 
 
 def _run(model: Any, transform: Callable[[torch.Tensor], torch.Tensor], p: _Particles, words: torch.Tensor,

@@ -121,7 +121,7 @@ def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.
     with evaluating(model):
         queue = _walk_the_tree(model, cdf, prefix_ids, drawn[:count], boundary, device, generator, mask)
         _draw_the_rest(model, cdf, queue, drawn, boundary, batch_size, generator, mask)
-    return _decode(tokenizer, prefix, drawn[:count], boundary)
+    return decode_words(tokenizer, prefix, drawn[:count], boundary)
 
 
 @dataclass
@@ -245,7 +245,7 @@ def _shrink(batch: _Batch, sink: int) -> bool:
     return True
 
 
-def _decode(tokenizer: Any, prefix: str, drawn: torch.Tensor, boundary: int) -> list[str]:
+def decode_words(tokenizer: Any, prefix: str, drawn: torch.Tensor, boundary: int) -> list[str]:
     """Each row of ``drawn`` as a word: the prefix, then its letters up to its first boundary
     (all of them if it never ended)."""
     steps = drawn.shape[1]
