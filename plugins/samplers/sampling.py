@@ -39,6 +39,13 @@ def letters_after(prefix: str, prefix_ids: list[int], max_length: int) -> int:
     return max_length - len(prefix_ids)
 
 
+def begin_words(model: Any, tokenizer: Any, prefix: str, max_length: int, device: Any) -> tuple[list[int], int, Any]:
+    """The prefix's ids, the letters each word may draw after it, and the device (the model's
+    by default)."""
+    prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
+    return prefix_ids, letters_after(prefix, prefix_ids, max_length), device or next(model.parameters()).device
+
+
 LETTERS_PER_CALL = 1 << 22  # the letters one call of _draw_words holds: 32 MiB of ids
 
 
@@ -74,20 +81,21 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     the letters that can still lead to an accepted word within the room left (a gather of the
     automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
 
-    With ``particles`` (K) under a constraint that can forbid a word to end, the words are
-    drawn by ``letras.plugins.samplers.particles`` from ``transform(logits) -> logits``, the
-    sampler's distribution before the cumulative sum: a word that cannot end where the model
-    would end it keeps to the letters that finish it soonest, and with K above 1, K particles
-    a word are weighted and resampled towards the sampler's distribution conditioned on the
-    constraint. Without ``particles`` (greedy, a plugin's sampler), each letter is steered
-    alone, from the sampler's distribution over the masked logits.
+    With ``particles`` (K) under a constraint that can forbid a word to end other than at an
+    excluded word, the words are drawn by ``letras.plugins.samplers.particles`` from
+    ``transform(logits) -> logits``, the sampler's distribution before the cumulative sum: a
+    word that cannot end where the model would end it keeps to the letters that finish it
+    soonest, and with K above 1, each word is chosen by weight among K, towards the sampler's
+    distribution conditioned on the constraint. Exclusion alone moves only the excluded words'
+    ends: it is steered, on the prefix tree. Without ``particles`` (greedy, a plugin's sampler),
+    each letter is steered alone, from the sampler's distribution over the masked logits.
     """
     mask = None
     if constraint is not None:
         from letras.core.letter_mask import LetterMask
 
         mask = LetterMask(constraint, device or next(model.parameters()).device)
-    smc = mask is not None and particles is not None and (particles > 1 or mask.closes)
+    smc = mask is not None and particles is not None and mask.closes
     if smc and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
@@ -110,11 +118,9 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
 def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
                 max_length: int, prefix: str, device: Any, batch_size: int | None,
                 generator: torch.Generator | None, mask: Any) -> list[str]:
-    prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
-    steps = letters_after(prefix, prefix_ids, max_length)
+    prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
-    device = device or next(model.parameters()).device
     boundary = tokenizer.boundary_id
     # word i's letters go to row i; the extra last row is a sink where finished words draw
     drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
