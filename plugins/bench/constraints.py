@@ -5,7 +5,8 @@ Speed: 10,000 words under ``--suffix ez --contains rr --min-length 6``, and with
 of a list of 100,000 words (the model's own: the words it draws most often are the ones it
 draws on the exclusion list, the hardest case), each at one particle and at ``--particles``,
 each timed right after 10,000 words without constraints; the median of the pairs' ratios is
-kept. The exclusion's time includes compiling it.
+kept. On a CPU the time is the process's own CPU time on one thread, which other jobs on the
+machine move far less than the wall clock. The exclusion's time includes compiling it.
 
 Distribution: for ``--suffix illa`` and for the speed constraint, the words at each number of
 particles in ``--compare`` against ``--exact`` (rejection: the model's distribution
@@ -59,6 +60,10 @@ def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int
     if min(ks) < 1:
         raise click.BadParameter("a number of particles is at least 1", param_hint="--compare")
     trained = load_run(run_dir)
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(1)  # see speed(): timed on one thread
     particles = particles or _default_particles(trained)
     say = lambda text: click.echo(text, err=True)
     say(f"drawing {exclude_words:,} distinct words to exclude")
@@ -104,11 +109,15 @@ def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles
             cases[f"{name}, {k} particle{'s' * (k > 1)}"] = {**constraint, "particles": k}
     trained.sample(seed=0, count=1000, device=device)  # warm-up: kernels, the first batch sizes
 
+    # on a CPU, the process's own CPU time on one thread: a machine shared with other jobs
+    # moves wall-clock timings by up to 15x, and threads waiting on each other spin
+    clock = time.process_time if device == "cpu" else time.perf_counter
+
     def timed(repeat: int, constraint: dict[str, Any]) -> tuple[float, float]:
         forget_compiled()  # each timing compiles its constraints, as one `letras sample` does
-        start = time.perf_counter()
+        start = clock()
         words = trained.sample(seed=repeat, count=count, device=device, **constraint)
-        return time.perf_counter() - start, sum(map(len, words)) / len(words)
+        return clock() - start, sum(map(len, words)) / len(words)
 
     times: dict[str, list[float]] = {name: [] for name in ["none", *cases]}
     ratios: dict[str, list[float]] = {name: [] for name in cases}
