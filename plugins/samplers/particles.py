@@ -139,9 +139,9 @@ def _run(model: Any, transform: Callable[[torch.Tensor], torch.Tensor], p: _Part
         proposal, p.closing = _proposal(mask, target, codes, p.closing)
         ids = draw(proposal.exp().cumsum(dim=-1), generator)
         going = ~p.done
-        p.closing = _commit(target, codes, proposal, ids, p.closing, boundary, generator)
+        p.closing = _commit(target, codes, ids, p.closing, boundary, generator)
         # p(letter) / q(letter); where p gives the letter no chance, the particle's weight is
-        # zero, yet it drew an allowed letter (as steering does) and is resampled away
+        # zero, yet it drew an allowed letter (as steering does) and loses to the others
         gain = target.gather(1, ids[:, None]) - proposal.gather(1, ids[:, None])
         p.weight += torch.where(going, gain.squeeze(1), 0.0).view_as(p.weight)
         p.ids = ids = torch.where(going, ids, boundary)
@@ -149,7 +149,6 @@ def _run(model: Any, transform: Callable[[torch.Tensor], torch.Tensor], p: _Part
         p.drawn[torch.arange(len(ids), device=ids.device), p.position] = ids
         p.done = p.done | (ids == boundary)
         p.position += going
-        _level_dead_groups(p)
         begun = _finish(p, words, begun, generator)
         if not bool((p.word >= 0).any()):
             return
@@ -172,8 +171,8 @@ def _proposal(mask: Any, target: torch.Tensor, codes: torch.Tensor,
     return torch.log_softmax(torch.where(closing[:, None], closed, steered), dim=-1), closing
 
 
-def _commit(target: torch.Tensor, codes: torch.Tensor, proposal: torch.Tensor, ids: torch.Tensor,
-            closing: torch.Tensor, boundary: int, generator: torch.Generator | None) -> torch.Tensor:
+def _commit(target: torch.Tensor, codes: torch.Tensor, ids: torch.Tensor, closing: torch.Tensor, boundary: int,
+            generator: torch.Generator | None) -> torch.Tensor:
     """Which particles close after drawing ``ids``: a soonest letter drawn by steering came
     from the end's share with probability p(end) / (p(soonest letters) + p(end))."""
     soonest = codes == SOONEST
@@ -185,20 +184,17 @@ def _commit(target: torch.Tensor, codes: torch.Tensor, proposal: torch.Tensor, i
     return closing | (took & (u < chance))
 
 
-def _level_dead_groups(p: _Particles) -> None:
-    """A group whose particles all have weight zero (the sampler gives none of their words a
-    chance): every particle counts alike, rather than none."""
-    dead = p.weight.max(dim=1).values == float("-inf")
-    p.weight.masked_fill_(dead[:, None], 0.0)
-
-
 def _finish(p: _Particles, words: torch.Tensor, begun: int, generator: torch.Generator | None) -> int:
     """Groups whose particles have all ended give their word (one particle, by weight) and
     take the next word not yet begun; returns how many words have begun."""
     ended = ((p.word >= 0) & p.done.view_as(p.weight).all(dim=1)).nonzero().squeeze(1)
     if not len(ended):
         return begun
-    chosen = draw(torch.softmax(p.weight[ended], dim=1).cumsum(dim=1), generator)  # (E,)
+    weight = p.weight[ended]
+    # a group whose particles all have weight zero (the sampler gives none of their words a
+    # chance): each counts alike, rather than none
+    weight.masked_fill_((weight.max(dim=1).values == float("-inf"))[:, None], 0.0)
+    chosen = draw(torch.softmax(weight, dim=1).cumsum(dim=1), generator)  # (E,)
     words[p.word[ended]] = p.drawn[ended * p.k + chosen, :-2]
     new = min(len(ended), len(words) - begun)
     p.word[ended[new:]] = -1
