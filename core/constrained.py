@@ -15,12 +15,13 @@ repeats an earlier one; repeats inside one round are dropped and drawn again in 
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import random
+import weakref
+from collections import OrderedDict
 from typing import Any, Callable
 
-from .constraints import Automaton, Constraints, compile_constraints
+from .constraints import Automaton, Constraints, compile_constraints, exclude_more
 from .errors import LetrasError, UsageError
 
 # draw(count, seed, constraint, max_length) -> words: the run's sampler, built for that call
@@ -34,6 +35,33 @@ def takes_constraint(sampler: Any) -> bool:
     return any(p.name == "constraint" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+# the automata compiled lately, per tokenizer: a process that samples again under the same
+# constraints (--novel's corpus, an exclusion list) compiles them once
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+KEEP_COMPILED = 4
+
+
+def compiled(constraints: Constraints, tokenizer: Any) -> Automaton:
+    """``compile_constraints(constraints, tokenizer)``, from the cache when this tokenizer
+    compiled the same constraints lately (a tokenizer is not fitted again once trained)."""
+    try:
+        cache = _COMPILED.setdefault(tokenizer, OrderedDict())
+    except TypeError:  # a tokenizer that takes no weak reference: no cache
+        return compile_constraints(constraints, tokenizer)
+    if constraints in cache:
+        cache.move_to_end(constraints)
+        return cache[constraints]
+    automaton = cache[constraints] = compile_constraints(constraints, tokenizer)
+    while len(cache) > KEEP_COMPILED:
+        cache.popitem(last=False)
+    return automaton
+
+
+def forget_compiled() -> None:
+    """Empty the cache (a benchmark that times compiling)."""
+    _COMPILED.clear()
+
+
 def default_max_draws(count: int) -> int:
     return max(200 * count, 10_000)
 
@@ -41,7 +69,7 @@ def default_max_draws(count: int) -> int:
 def draw_steered(draw: Draw, constraints: Constraints, tokenizer: Any, count: int, *, unique: bool,
                  max_draws: int, seed: int | None) -> list[str]:
     """``count`` words that meet ``constraints``, each drawn once, letter by letter."""
-    automaton = compile_constraints(constraints, tokenizer)
+    automaton = compiled(constraints, tokenizer)
     rng = random.Random(seed)
     if not unique:
         return draw(count, rng.randrange(2**62), automaton, None)
@@ -58,8 +86,7 @@ def draw_steered(draw: Draw, constraints: Constraints, tokenizer: Any, count: in
             kept.setdefault(word)
         drawn += wanted
         if len(kept) < count:  # the next round never draws a word kept so far
-            automaton = compile_constraints(
-                dataclasses.replace(constraints, exclude=constraints.exclude | frozenset(kept)), tokenizer)
+            automaton = exclude_more(automaton, kept, tokenizer)
     return _enough(list(kept)[:count], count, drawn, "unique")
 
 
@@ -68,7 +95,7 @@ def draw_exact(draw: Draw, constraints: Constraints, tokenizer: Any, count: int,
     """``count`` words drawn freely, keeping those that meet ``constraints``: the model's
     distribution conditioned on them. A word is drawn with room for one letter more than
     ``max_length``, so that a word cut there is rejected rather than kept."""
-    automaton = compile_constraints(constraints, tokenizer)
+    automaton = compiled(constraints, tokenizer)
     rng = random.Random(seed)
     longer = None if constraints.max_length is None else constraints.max_length + 1
     kept: dict[str, None] = {}

@@ -14,9 +14,11 @@ A sampler (``letras.core.letter_mask``) then allows, at each step, only the toke
 which an accepted word can be finished within the letters left, and the boundary only where
 the word is accepted: a word never gets stuck, nothing is drawn again.
 
-Excluded words sit in a trie whose nodes carry the automaton state their beginning reaches
-(a beginning determines it), and their own ``dist``, so that the end of an excluded word is
-blocked without ever leaving a word with no way out. Nothing here imports torch.
+Excluded words are hashed (``letras.core.word_hash``): a word carries the hash of its tokens,
+and its end is blocked where that is an excluded word's. The few excluded words whose end,
+blocked, could leave a word with no way on (near --max-length, or under a --pattern of few
+words) sit in a trie whose nodes carry the automaton state their beginning reaches (a
+beginning determines it) and their own ``dist``. Nothing here imports torch but the exclusion.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import UsageError
 from .exclusion import Trie
@@ -72,6 +74,7 @@ class Automaton:
     dist: list[int]
     start: int
     trie: Trie | None = None
+    hashed: Any = None  # (K,) the sorted keys of the hashed excluded words (letras.core.word_hash)
     encode: Callable[[str], list[int] | None] = lambda word: None
     decode: Callable[[list[int]], str] = lambda ids: ""
     normalize: Callable[[str], str] = lambda word: word
@@ -110,7 +113,8 @@ class Automaton:
 
     def count_words(self, max_length: int, limit: int) -> int:
         """How many words of at most ``max_length`` tokens are accepted (at most ``limit``)."""
-        excluded = self.trie.excluded(max_length) if self.trie else 0
+        hashed = 0 if self.hashed is None else len(self.hashed)  # counted as if all were accepted: fewer, never more
+        excluded = (self.trie.excluded(max_length) if self.trie else 0) + hashed
         limit += excluded
         ways = [int(a) for a in self.accepting]  # accepted words of exactly k more tokens from each state
         total = list(ways)
@@ -150,9 +154,10 @@ def _read_lines(path: Path, flag: str) -> list[str]:
         raise UsageError("the file is not UTF-8 text", where=f"{flag} {path}") from None
 
 
-def compile_constraints(constraints: Constraints, tokenizer: Any) -> Automaton:
+def compile_constraints(constraints: Constraints, tokenizer: Any, *, hash_excluded: bool = True) -> Automaton:
     """The automaton of ``constraints`` over ``tokenizer``'s ids; a UsageError naming the
-    reason when no word can meet them."""
+    reason when no word can meet them. ``hash_excluded=False`` puts every excluded word in
+    the trie (the tests compare both)."""
     texts = [tokenizer.decode([v]) if v != tokenizer.boundary_id else "" for v in range(tokenizer.vocab_size)]
     named = _parts(constraints, tokenizer)
     for flag, part in named:  # each alone first, to name the one that cannot be met
@@ -166,9 +171,37 @@ def compile_constraints(constraints: Constraints, tokenizer: Any) -> Automaton:
                           encode=lambda word: _encode(tokenizer, word), decode=tokenizer.decode,
                           normalize=tokenizer.normalize, letters=_letters(tokenizer, texts))
     if constraints.exclude:
-        automaton.trie = Trie.build(automaton, constraints.exclude)
+        from .word_hash import split
+
+        keys, rest = (split(automaton, constraints.exclude, len(constraints.exclude)) if hash_excluded
+                      else (None, constraints.exclude))
+        automaton.hashed = keys if keys is not None and len(keys) else None
+        automaton.trie = Trie.build(automaton, rest) if rest else None
     _refuse_if_too_long(automaton)
     return automaton
+
+
+def exclude_more(automaton: Automaton, words: Iterable[str], tokenizer: Any) -> Automaton:
+    """``automaton`` with ``words`` excluded too (``--unique``'s rounds): their keys join the
+    hashed words' when all of them may be hashed and the room that makes hashing safe has not
+    grown with their number; else the constraints are compiled afresh."""
+    import dataclasses
+
+    import torch
+
+    from .word_hash import safe_room, split
+
+    c = automaton.constraints
+    constraints = dataclasses.replace(c, exclude=c.exclude | frozenset(words))
+    added = constraints.exclude - c.exclude
+    if automaton.hashed is not None and added:
+        room = safe_room(automaton, len(constraints.exclude))
+        if room is not None and room == safe_room(automaton, len(c.exclude)):
+            keys, rest = split(automaton, added, len(constraints.exclude))
+            if not rest:
+                return dataclasses.replace(automaton, constraints=constraints,
+                                           hashed=torch.unique(torch.cat([automaton.hashed, keys])))
+    return compile_constraints(constraints, tokenizer)
 
 
 def _parts(constraints: Constraints, tokenizer: Any) -> list[tuple[str, Any]]:

@@ -75,26 +75,38 @@ def _encode(automaton: Automaton, words: list[str]) -> tuple[Any, Any]:
     lengths; the words with a character the model never saw are left out."""
     import torch
 
-    if automaton.letters is None:  # tokens of several characters: one word at a time
-        encoded = [ids for ids in map(automaton.encode, words) if ids]
-        length = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-        flat = torch.tensor([i for e in encoded for i in e], dtype=torch.long)
-    else:  # a token per character: all the words as one string, each character to its id
-        base, vocab = 0x100000, automaton.vocab_size  # ids as code points of plane 16, V: the end of a word
-        table = {ord(c): base + i for c, i in automaton.letters.items()} | {ord("\n"): base + vocab}
-        text = "\n".join(words) + "\n"
-        codes = torch.frombuffer(bytearray(text.translate(table).encode("utf-32-le")), dtype=torch.int32).long() - base
-        ends = (codes == vocab).nonzero().squeeze(1)
-        length = torch.diff(ends, prepend=torch.tensor([-1])) - 1
-        word = torch.repeat_interleave(torch.arange(len(ends)), length + 1)[codes != vocab]
-        known = torch.ones(len(ends), dtype=torch.bool)
-        known[word[(codes[codes != vocab] < 0) | (codes[codes != vocab] >= vocab)]] = False  # an unknown character
-        keep = known.repeat_interleave(length + 1)[codes != vocab]
-        flat, length = codes[codes != vocab][keep], length[known & (length > 0)]
+    flat, length, _ = encode_flat(automaton, words)
     longest = int(length.max()) if len(length) else 0
     ids = torch.full((len(length), longest), -1, dtype=torch.long)
     ids[torch.arange(longest) < length[:, None]] = flat
     return ids, length
+
+
+def encode_flat(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
+    """The ids of ``words`` (normalised) one after the other (N,), their lengths (W,) and
+    which of ``words`` they are (W,): the empty words and those with a character the model
+    never saw are left out."""
+    import torch
+
+    if automaton.letters is None:  # tokens of several characters: one word at a time
+        encoded = [(i, ids) for i, ids in enumerate(map(automaton.encode, words)) if ids]
+        length = torch.tensor([len(e) for _, e in encoded], dtype=torch.long)
+        flat = torch.tensor([i for _, e in encoded for i in e], dtype=torch.long)
+        return flat, length, torch.tensor([i for i, _ in encoded], dtype=torch.long)
+    # a token per character: all the words as one string, each character to its id
+    base, vocab = 0x100000, automaton.vocab_size  # ids as code points of plane 16, V: the end of a word
+    table = {ord(c): base + i for c, i in automaton.letters.items()} | {ord("\n"): base + vocab}
+    text = "\n".join(words) + "\n"
+    codes = torch.frombuffer(bytearray(text.translate(table).encode("utf-32-le")), dtype=torch.int32).long() - base
+    ends = (codes == vocab).nonzero().squeeze(1)
+    length = torch.diff(ends, prepend=torch.tensor([-1])) - 1
+    letter = codes != vocab
+    word = torch.repeat_interleave(torch.arange(len(ends)), length + 1)[letter]
+    codes = codes[letter]
+    known = torch.ones(len(ends), dtype=torch.bool)
+    known[word[(codes < 0) | (codes >= vocab)]] = False  # an unknown character
+    kept = known & (length > 0)
+    return codes[known[word]], length[kept], kept.nonzero().squeeze(1)
 
 
 def _walk(automaton: Automaton, ids: Any, length: Any) -> Any:

@@ -1,7 +1,8 @@
 """The constraints' automaton as tensors: which tokens each word may draw next.
 
-A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node)``
-(node -1 off the trie of excluded words). At each step ``codes(states, left)`` says which
+A sampler keeps, for every word it draws, a state: a row ``(automaton state, trie node,
+key)`` (node -1 off the trie of excluded words; key: the hash of its tokens so far,
+``letras.core.word_hash``). At each step ``codes(states, left)`` says which
 tokens the word may draw when it has ``left`` tokens of room, the boundary included:
 
     need[s, v] = 1 + dist[next[s, v]]   (tokens an accepted word takes from here via v)
@@ -9,7 +10,8 @@ tokens the word may draw when it has ``left`` tokens of room, the boundary inclu
     blocked[s, left] = need[s] > left   (computed once: left beyond the largest need is alike)
 
 so that a step is a gather of rows of a table (blocked, or the fewest-tokens way on where the
-word may not end), plus a scatter of the trie's few exceptions for the words still on it.
+word may not end), plus a scatter of the trie's few exceptions for the words still on it, and
+the end blocked for the words whose key is an excluded word's.
 ``apply`` gives the blocked tokens probability zero; ``step`` moves the states on by the
 drawn tokens. Built-in samplers use it; a plugin's sampler can too.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from .constraints import Automaton
+from .word_hash import extend, key_of
 
 NEVER = 1 << 30
 ALLOWED, SOONEST, BLOCKED = 0, 1, 2  # what codes() says of each token
@@ -58,19 +61,24 @@ class LetterMask:
         self.exception_token = (trie.exception_token if trie else empty.view(0, 0)).to(device)
         self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
         self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
+        self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
+        # whether a word may be kept from ending other than at an excluded word: a state past
+        # the start (the start is never met again: it has read no token) that does not accept
+        self.closes = not all(a.accepting[1:])
 
     def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
-        """The states (words, 2) of words that begin with ``prefix_ids``; the prefix must
+        """The states (words, 3) of words that begin with ``prefix_ids``; the prefix must
         begin an accepted word."""
         at = self.automaton.walk(prefix_ids)
         if at is None:
             from .errors import UsageError
 
             raise UsageError("no word with this prefix meets the constraints", where="prefix")
-        return torch.tensor([at], dtype=torch.long, device=self.need.device).expand(words, 2).clone()
+        row = [*at, key_of(prefix_ids) if self.hashed is not None else 0]
+        return torch.tensor([row], dtype=torch.long, device=self.need.device).expand(words, 3).clone()
 
     def codes(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
-        """(B, V) uint8, for each of the words in ``states`` (B, 2) with ``left`` (B,) tokens of
+        """(B, V) uint8, for each of the words in ``states`` (B, 3) with ``left`` (B,) tokens of
         room (an int: the same for all): BLOCKED for the tokens it may not draw, SOONEST for
         those that finish an accepted word in the fewest tokens when it may not end here,
         ALLOWED for the rest."""
@@ -80,12 +88,27 @@ class LetterMask:
             codes = self.code_table[states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap)]
         else:
             codes = self._codes(self.need[states[:, 0]], left)
-        if self.exception_token.shape[1]:  # the words on the trie: their nodes' exceptions
-            on = (states[:, 1] >= 0).nonzero().squeeze(1)
-            nodes = states[on, 1]
-            need = self.need_spare[states[on, 0]].scatter_(1, self.exception_token[nodes], self.exception_need[nodes])
-            codes[on] = self._codes(need[:, :-1], left[on])
+        trie = self.exception_token.shape[1] > 0
+        if not trie and self.hashed is None:
+            return codes
+        # the words on the trie (their nodes' exceptions) and those that are excluded words
+        special = states[:, 1] >= 0 if trie else torch.zeros_like(states[:, 0], dtype=torch.bool)
+        excluded = self._excluded(states[:, 2]) if self.hashed is not None else None
+        rows = (special | excluded if excluded is not None else special).nonzero().squeeze(1)
+        need = self.need_spare[states[rows, 0]]
+        if trie:
+            nodes = states[rows, 1].clamp(min=0)  # off the trie: the root's exceptions, undone below
+            on = (states[rows, 1] >= 0)[:, None]
+            need = torch.where(on, need.scatter(1, self.exception_token[nodes], self.exception_need[nodes]), need)
+        if excluded is not None:
+            need[:, self.boundary] = torch.where(excluded[rows], NEVER, need[:, self.boundary])
+        codes[rows] = self._codes(need[:, :-1], left[rows])
         return codes
+
+    def _excluded(self, keys: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: whether each key is an excluded word's."""
+        at = torch.searchsorted(self.hashed, keys.contiguous()).clamp_(max=len(self.hashed) - 1)
+        return self.hashed[at] == keys
 
     def blocked(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
         """(B, V) bool: the tokens each word may not draw (see ``codes``)."""
@@ -108,23 +131,32 @@ class LetterMask:
         yet is drawn rather than nothing when the constraints leave no other."""
         logits.clamp_(min=-1e4)
         soonest = codes == SOONEST
-        if logits.device.type == "cpu" and not soonest.any():  # (on a GPU, asking would wait for it)
-            return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+        if logits.device.type == "cpu":  # only the rows that need it (on a GPU, asking which would wait)
+            rows = soonest.any(dim=1).nonzero().squeeze(1)
+            if len(rows):
+                logits[rows] = self._end_to_soonest(logits[rows], soonest[rows])
+        else:
+            self._end_to_soonest(logits, soonest)
+        return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+
+    def _end_to_soonest(self, logits: torch.Tensor, soonest: torch.Tensor) -> torch.Tensor:
         # p(soonest tokens) / p(end), then log(1 + p(end) / p(soonest tokens)) added to their logits
         ratio = ((logits - logits[:, self.boundary, None]).clamp_(max=80.0).exp_() * soonest).sum(dim=1)
-        logits.add_(soonest * ratio.clamp_(min=1e-30).reciprocal_().log1p_()[:, None])
-        return logits.masked_fill_(codes == BLOCKED, float("-inf"))
+        return logits.add_(soonest * ratio.clamp_(min=1e-30).reciprocal_().log1p_()[:, None])
 
     def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The states after each word draws its token in ``ids`` (B,)."""
         after = torch.empty_like(states)
         after[:, 0] = self.moves[states[:, 0], ids]
-        node = states[:, 1]
-        if len(self.keys):
-            key = node.clamp(min=0) * self.vocab + ids
-            at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)
-            found = (self.keys[at] == key) & (node >= 0)
-            after[:, 1] = torch.where(found, self.child[at], -1)
-        else:
-            after[:, 1] = -1
+        after[:, 2] = extend(states[:, 2], ids) if self.hashed is not None else 0
+        after[:, 1] = -1
+        if not len(self.keys):
+            return after
+        # the words on the trie: the child by their token, if any (on a CPU only those rows)
+        on = (states[:, 1] >= 0).nonzero().squeeze(1) if states.device.type == "cpu" else slice(None)
+        node = states[on, 1]
+        key = node.clamp(min=0) * self.vocab + ids[on]
+        at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)
+        found = (self.keys[at] == key) & (node >= 0)
+        after[on, 1] = torch.where(found, self.child[at], -1)
         return after

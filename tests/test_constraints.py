@@ -12,7 +12,7 @@ from letras.core.constrained import draw_exact, draw_steered
 from letras.core.constraints import Constraints, compile_constraints, fold
 from letras.plugins.corpora import municipios
 from letras.plugins.samplers.beam import BeamSampler
-from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler
+from letras.plugins.samplers.sampling import GreedySampler, TemperatureSampler, draw_words
 from toy_models import CoinModel
 
 WORDS = municipios().words()[:400]
@@ -55,7 +55,8 @@ def meets(word: str, c: Constraints) -> bool:
 def samplers(c: Constraints):
     common = dict(max_length=c.max_length, prefix=c.prefix)
     yield TemperatureSampler(count=150, batch_size=40, temperature=1.5, **common)
-    yield TemperatureSampler(count=100, top_k=3, top_p=0.9, **common)
+    yield TemperatureSampler(count=100, top_k=3, top_p=0.9, particles=1, **common)
+    yield TemperatureSampler(count=60, batch_size=50, temperature=1.5, particles=4, **common)
     yield GreedySampler(count=5, **common)
     yield BeamSampler(count=5, width=8, **common)
 
@@ -161,16 +162,40 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
     steered = {w: steered_probability(w, accepted) for w in accepted}
     assert sum(steered.values()) == pytest.approx(1.0)
 
-    def draw(n, seed, automaton, max_length):
-        sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length)
-        return sampler.sample(Bigram(), tokenizer, seed=seed, constraint=automaton)
+    def drawing(particles):
+        def draw(n, seed, automaton, max_length):
+            if particles is None:  # each letter steered alone: draw_words without particles
+                return draw_words(Bigram(), tokenizer, TemperatureSampler().cdf, count=n, max_length=max_length or 5,
+                                  constraint=automaton, generator=torch.Generator().manual_seed(seed))
+            sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length, particles=particles)
+            return sampler.sample(Bigram(), tokenizer, seed=seed, constraint=automaton)
+        return draw
 
     n = 6000  # the sampling error of a total-variation distance over 15 words: about 0.02
-    exact = draw_exact(draw, c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    exact = draw_exact(drawing(1), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
     assert set(exact) <= accepted and total_variation(frequencies(exact), conditioned) < 0.04
-    steer = draw_steered(draw, c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    steer = draw_steered(drawing(None), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
     assert set(steer) <= accepted and total_variation(frequencies(steer), steered) < 0.04
     assert total_variation(conditioned, steered) > 0.15  # the bias the docs describe is real
+    # particles weighted by p / q and resampled: the conditioned distribution, up to a bias
+    # that shrinks as 1 / K (measured: 0.23 at K = 2, 0.07 at 8, 0.02 at 32)
+    smc = draw_steered(drawing(32), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    assert set(smc) <= accepted and total_variation(frequencies(smc), conditioned) < 0.05
+    few = draw_steered(drawing(4), c, tokenizer, n, unique=False, max_draws=10**6, seed=0)
+    assert total_variation(frequencies(few), conditioned) > total_variation(frequencies(smc), conditioned)
+
+
+def test_particles_fall_back_to_steering_where_the_state_has_no_rows():
+    """A state laid out batch first cannot be copied between rows: words are steered, and
+    still meet the constraints."""
+    from toy_models import BatchFirstModel
+
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["ab"])
+    automaton = compile_constraints(Constraints(suffix="b", max_length=6), tokenizer)
+    words = TemperatureSampler(count=50, max_length=6, particles=4).sample(
+        BatchFirstModel(), tokenizer, seed=0, constraint=automaton)
+    assert len(words) == 50 and all(w.endswith("b") for w in words)
 
 
 def test_excluded_words_are_blocked_at_their_end_without_leaving_a_word_stuck(vocabulary, lstm):
@@ -181,6 +206,73 @@ def test_excluded_words_are_blocked_at_their_end_without_leaving_a_word_stuck(vo
     every_ending = Constraints(pattern="Vall[es]", exclude=frozenset({"Valle", "Valls"}), max_length=5)
     with pytest.raises(UsageError, match="every word the constraints allow is excluded"):
         compile_constraints(every_ending, vocabulary)
+
+
+def test_hashed_exclusion_blocks_exactly_what_the_trie_blocks(vocabulary):
+    """Random walks, many along excluded words, under random exclusion lists and lengths: the
+    hashed exclusion (with the trie for the words near --max-length) and the trie of every
+    excluded word allow the same tokens at every step, and always at least one."""
+    from letras.core.constraints import exclude_more
+    from letras.core.letter_mask import LetterMask
+
+    rng, kinds = random.Random(1), set()
+    for trial in range(12):
+        words = rng.sample(WORDS, rng.choice([5, 50, 300])) + ["".join(rng.choice("aeiorlnsV") for _ in range(
+            rng.randint(1, 8))) for _ in range(rng.choice([0, 40]))]
+        max_length = rng.choice([4, 6, 9, 14, 50])
+        c = Constraints(prefix=rng.choice(["", "", "Va"]), suffix=rng.choice(["", "", "a"]), exclude=frozenset(words),
+                        max_length=max_length)
+        try:
+            hashed = compile_constraints(c, vocabulary)
+            trie = LetterMask(compile_constraints(c, vocabulary, hash_excluded=False), "cpu")
+        except UsageError:
+            continue
+        kinds |= {"hashed"} if hashed.hashed is not None else set()
+        kinds |= {"both"} if hashed.hashed is not None and hashed.trie is not None else set()
+        assert_same_blocking(LetterMask(hashed, "cpu"), trie, words, max_length, vocabulary, trial)
+        if hashed.hashed is not None and len(words) > 10:  # --unique's rounds: half the words added later
+            first = Constraints(**{**vars(c), "exclude": frozenset(words[::2])})
+            try:
+                grown = exclude_more(compile_constraints(first, vocabulary), words[1::2], vocabulary)
+            except UsageError:
+                continue
+            assert grown.constraints == c
+            assert_same_blocking(LetterMask(grown, "cpu"), trie, words, max_length, vocabulary, trial)
+    assert kinds == {"hashed", "both"}
+
+
+def test_constraints_compiled_once_per_tokenizer(vocabulary):
+    from letras.core.constrained import compiled, forget_compiled
+
+    c = Constraints(suffix="a", exclude=frozenset(WORDS[:50]), max_length=20)
+    first = compiled(c, vocabulary)
+    assert compiled(Constraints(suffix="a", exclude=frozenset(WORDS[:50]), max_length=20), vocabulary) is first
+    assert compiled(Constraints(suffix="o", exclude=frozenset(WORDS[:50]), max_length=20), vocabulary) is not first
+    forget_compiled()
+    assert compiled(c, vocabulary) is not first
+
+
+def assert_same_blocking(mask, other, words, max_length, vocabulary, seed, walks=400):
+    """Walks half along ``words`` (as long as they may), half at random: ``mask`` and
+    ``other`` block the same tokens at every step, and never every token."""
+    from letras.core.letter_mask import BLOCKED
+
+    generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+    paths = [vocabulary.encode(w) for w in rng.choices(sorted(words), k=200)]
+    follow = torch.tensor([(p + [-1] * 60)[:60] for p in paths])[torch.randint(len(paths), (walks,))]
+    follow[walks // 2:] = -1
+    at, at_other = mask.start([], walks), other.start([], walks)
+    going = torch.ones(walks, dtype=torch.bool)
+    for t in range(max_length):
+        blocked = mask.codes(at, max_length - t) == BLOCKED
+        assert torch.equal(blocked[going], (other.codes(at_other, max_length - t) == BLOCKED)[going])
+        assert not blocked[going].all(dim=1).any(), "a word got stuck"
+        ids = torch.rand(walks, vocabulary.vocab_size, generator=generator).masked_fill(blocked, -1).argmax(dim=1)
+        wanted = follow[:, t] if t < follow.shape[1] else torch.full((walks,), -1)
+        ok = (wanted >= 0) & ~blocked.gather(1, wanted.clamp(min=0)[:, None]).squeeze(1)
+        ids = torch.where(ok, wanted, ids)
+        going &= ids != vocabulary.boundary_id
+        at, at_other = mask.step(at, ids), other.step(at_other, ids)
 
 
 def test_unique_words_are_all_the_language_has(trained_run):
@@ -218,6 +310,8 @@ def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monk
     (["--exclude", "MISSING"], 2, "--exclude MISSING: cannot read the file"),
     (["--pattern", "madrid|murcia", "--unique", "-n", "3"], 2, "only 2 words of at most 50 letters meet"),
     (["--suffix", "ZZ", "--exact", "--max-draws", "300", "-n", "5"], 1, "--exact: only 0 of the 5 words asked for met"),
+    (["--suffix", "A", "--particles", "0"], 2, "option --particles: must be at least 1, got 0"),
+    (["--suffix", "A", "--particles", "5000"], 2, "option --particles: must be at most 1024, got 5000"),
 ])
 def test_bad_constraints_are_one_clear_line(invoke, trained_run, tmp_path, args, code, message):
     (tmp_path / "EMPTY").write_text("\n# nothing\n", encoding="utf-8")

@@ -1,15 +1,18 @@
 """`letras bench-constraints`: what sampling under constraints costs, and how its words differ
 from the model's conditioned on the same constraints.
 
-Speed: 10,000 words without constraints, under ``--suffix ez --contains rr --min-length 6``,
-and with ``--exclude`` of a list of 100,000 words (the model's own: the words it draws most
-often are the ones it draws on the trie, the hardest case), timed side by side, the cases
-taking turns, the median of the repeats kept. The exclusion's time includes compiling it.
+Speed: 10,000 words under ``--suffix ez --contains rr --min-length 6``, and with ``--exclude``
+of a list of 100,000 words (the model's own: the words it draws most often are the ones it
+draws on the exclusion list, the hardest case), each at one particle and at ``--particles``,
+each timed right after 10,000 words without constraints; the median of the pairs' ratios is
+kept. On a CPU the time is the process's own CPU time on one thread, which other jobs on the
+machine move far less than the wall clock. The exclusion's time includes compiling it.
 
-Distribution: the steered words (each letter renormalised over the allowed ones) against
-``--exact`` (rejection: the model's distribution conditioned on the constraint), as the
-total-variation distance between their word and length frequencies, beside the distance
-between two exact runs of other seeds: the sampling error alone.
+Distribution: for ``--suffix illa`` and for the speed constraint, the words at each number of
+particles in ``--compare`` against ``--exact`` (rejection: the model's distribution
+conditioned on the constraint), as the total-variation distance between their word and
+length frequencies, beside the distance between two exact runs of other seeds: the sampling
+error alone.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any, Callable
 import click
 
 SPEED_CONSTRAINT = {"suffix": "ez", "contains": ["rr"], "min_length": 6}
+DISTRIBUTION_CASES = {"--suffix illa": {"suffix": "illa"},
+                      "--suffix ez --contains rr --min-length 6": SPEED_CONSTRAINT}
 
 
 @click.command("bench-constraints")
@@ -30,28 +35,54 @@ SPEED_CONSTRAINT = {"suffix": "ez", "contains": ["rr"], "min_length": 6}
 @click.option("--count", type=click.IntRange(min=1), default=10_000, show_default=True, help="Words per timing.")
 @click.option("--exclude-words", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="How many of the model's words the exclusion list holds.")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--suffix", default="illa", show_default=True, help="The constraint whose distribution is compared.")
-@click.option("--draws", type=click.IntRange(min=1), default=20_000, show_default=True,
-              help="Words per method for the distribution; 0 skips it.")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timings of each case, each beside one without constraints.")
+@click.option("--particles", type=click.IntRange(min=1), default=None,
+              help="Particles for the timings beside steering (default: the sampler's default).")
+@click.option("--compare", default="1,4,8,16,32", show_default=True,
+              help="The numbers of particles whose words are compared with --exact, comma-separated.")
+@click.option("--draws", type=click.IntRange(min=0), default=5_000, show_default=True,
+              help="Words per method for --suffix illa's distribution; 0 skips the distributions.")
+@click.option("--rare-draws", type=click.IntRange(min=1), default=1_000, show_default=True,
+              help="Words per method for the speed constraint's (about 1 draw in 1,200 meets it).")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int, suffix: str, draws: int,
-                      device: str, as_json: bool) -> None:
+def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int, particles: int | None,
+                      compare: str, draws: int, rare_draws: int, device: str, as_json: bool) -> None:
     """Time sampling under constraints against sampling without, and measure how far the
-    steered words are from the conditioned distribution (--exact)."""
+    steered words and the particles' are from the conditioned distribution (--exact)."""
     from letras.core import load_run
 
+    try:
+        ks = sorted({int(k) for k in compare.split(",")})
+    except ValueError:
+        raise click.BadParameter(f"not comma-separated numbers: {compare!r}", param_hint="--compare") from None
+    if min(ks) < 1:
+        raise click.BadParameter("a number of particles is at least 1", param_hint="--compare")
     trained = load_run(run_dir)
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(1)  # see speed(): timed on one thread
+    particles = particles or _default_particles(trained)
     say = lambda text: click.echo(text, err=True)
     say(f"drawing {exclude_words:,} distinct words to exclude")
     excluded = distinct_words(trained, exclude_words, device)
-    report = {"run": run_dir, "count": count, "device": device, "excluded": len(excluded),
-              "speed": speed(trained, count, excluded, repeats, device, say)}
+    report = {"run": run_dir, "count": count, "device": device, "excluded": len(excluded), "particles": particles,
+              "speed": speed(trained, count, excluded, repeats, particles, device, say)}
     if draws:
-        say(f"drawing {draws:,} words ending in {suffix!r}, steered and exact")
-        report["distribution"] = distribution(trained, suffix, draws, device)
+        report["distribution"] = [distribution(trained, name, constraint, draws if "illa" in name else rare_draws,
+                                               ks, device, say)
+                                  for name, constraint in DISTRIBUTION_CASES.items()]
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def _default_particles(trained: Any) -> int:
+    """The run's sampler's default number of particles (1 for a sampler without them)."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(trained.config["sampler"].options)}
+    return fields["particles"].default if "particles" in fields else 1
 
 
 def distinct_words(trained: Any, n: int, device: str) -> list[str]:
@@ -64,38 +95,66 @@ def distinct_words(trained: Any, n: int, device: str) -> list[str]:
     return list(words)[:n]
 
 
-def speed(trained: Any, count: int, excluded: list[str], repeats: int, device: str,
+def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles: int, device: str,
           say: Callable[[str], None]) -> dict[str, Any]:
-    cases = {"none": {}, "suffix ez, contains rr, min-length 6": SPEED_CONSTRAINT,
-             f"exclude {len(excluded):,} words": {"exclude": excluded}}
+    """Each case timed right after a run without constraints, in turns: the ratio of each pair
+    is taken while the machine's load is alike, and the median of the pairs kept."""
+    from letras.core.constrained import forget_compiled
+
+    constrained = {"suffix ez, contains rr, min-length 6": SPEED_CONSTRAINT,
+                   f"exclude {len(excluded):,} words": {"exclude": excluded}}
+    cases: dict[str, dict[str, Any]] = {}
+    for name, constraint in constrained.items():
+        for k in sorted({1, particles}):
+            cases[f"{name}, {k} particle{'s' * (k > 1)}"] = {**constraint, "particles": k}
     trained.sample(seed=0, count=1000, device=device)  # warm-up: kernels, the first batch sizes
-    times: dict[str, list[float]] = {name: [] for name in cases}
+
+    # on a CPU, the process's own CPU time on one thread: a machine shared with other jobs
+    # moves wall-clock timings by up to 15x, and threads waiting on each other spin
+    clock = time.process_time if device == "cpu" else time.perf_counter
+
+    def timed(repeat: int, constraint: dict[str, Any]) -> tuple[float, float]:
+        forget_compiled()  # each timing compiles its constraints, as one `letras sample` does
+        start = clock()
+        words = trained.sample(seed=repeat, count=count, device=device, **constraint)
+        return clock() - start, sum(map(len, words)) / len(words)
+
+    times: dict[str, list[float]] = {name: [] for name in ["none", *cases]}
+    ratios: dict[str, list[float]] = {name: [] for name in cases}
     letters: dict[str, float] = {}
     for repeat in range(repeats):
         for name, constraint in cases.items():
-            start = time.perf_counter()
-            words = trained.sample(seed=repeat, count=count, device=device, **constraint)
-            times[name].append(time.perf_counter() - start)
-            letters[name] = sum(map(len, words)) / len(words)
-        say(f"repeat {repeat + 1}/{repeats}: " + ", ".join(f"{t[-1]:.2f} s" for t in times.values()))
-    base = statistics.median(times["none"])
-    return {name: {"seconds": statistics.median(t), "ratio": statistics.median(t) / base,
-                   "letters_per_word": letters[name],
-                   "ratio_per_letter": statistics.median(t) / base * letters["none"] / letters[name]}
+            (plain, letters["none"]), (took, letters[name]) = timed(repeat, {}), timed(repeat, constraint)
+            times["none"].append(plain)
+            times[name].append(took)
+            ratios[name].append(took / plain)
+        say(f"repeat {repeat + 1}/{repeats}: " + ", ".join(f"{r[-1]:.2f}x" for r in ratios.values()))
+    ratio = {"none": 1.0, **{name: statistics.median(r) for name, r in ratios.items()}}
+    return {name: {"seconds": statistics.median(t), "ratio": ratio[name], "letters_per_word": letters[name],
+                   "ratio_per_letter": ratio[name] * letters["none"] / letters[name]}
             for name, t in times.items()}
 
 
-def distribution(trained: Any, suffix: str, draws: int, device: str) -> dict[str, Any]:
-    steered = trained.sample(seed=1, count=draws, device=device, suffix=suffix)
-    exact = trained.sample(seed=2, count=draws, device=device, suffix=suffix, exact=True, max_draws=10**8)
-    again = trained.sample(seed=3, count=draws, device=device, suffix=suffix, exact=True, max_draws=10**8)
+def distribution(trained: Any, name: str, constraint: dict[str, Any], draws: int, ks: list[int], device: str,
+                 say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"{name}: {draws:,} words exact, twice")
+    start = time.perf_counter()
+    exact = trained.sample(seed=2, count=draws, device=device, exact=True, max_draws=10**9, **constraint)
+    exact_seconds = time.perf_counter() - start
+    again = trained.sample(seed=3, count=draws, device=device, exact=True, max_draws=10**9, **constraint)
     mean = lambda words: sum(map(len, words)) / len(words)
-    return {"suffix": suffix, "draws": draws,
-            "words": {"steered_vs_exact": tv(steered, exact), "exact_vs_exact": tv(again, exact)},
-            "lengths": {"steered_vs_exact": tv(list(map(len, steered)), list(map(len, exact))),
-                        "exact_vs_exact": tv(list(map(len, again)), list(map(len, exact)))},
-            "mean_length": {"steered": mean(steered), "exact": mean(exact)},
-            "examples": {"steered": steered[:6], "exact": exact[:6]}}
+    lengths = lambda words: list(map(len, words))
+    rows = {"exact": {"seconds": exact_seconds, "words": tv(again, exact),
+                      "lengths": tv(lengths(again), lengths(exact)), "mean_length": mean(exact),
+                      "examples": exact[:5]}}
+    for k in ks:
+        say(f"{name}: {draws:,} words, {k} particles")
+        start = time.perf_counter()
+        words = trained.sample(seed=1, count=draws, device=device, particles=k, **constraint)
+        rows[f"{k} particles"] = {"seconds": time.perf_counter() - start, "words": tv(words, exact),
+                                  "lengths": tv(lengths(words), lengths(exact)), "mean_length": mean(words),
+                                  "examples": words[:5]}
+    return {"constraint": name, "draws": draws, "rows": rows}
 
 
 def tv(a: list[Any], b: list[Any]) -> float:
@@ -106,18 +165,15 @@ def tv(a: list[Any], b: list[Any]) -> float:
 
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"letras bench-constraints: {r['run']}, {r['count']:,} words per timing, device {r['device']}", "",
-             f"{'constraints':<40}{'seconds':>9}{'ratio':>8}{'letters/word':>14}{'ratio/letter':>14}"]
+             f"{'constraints':<52}{'seconds':>9}{'ratio':>8}{'letters/word':>14}{'ratio/letter':>14}"]
     for name, m in r["speed"].items():
-        lines.append(f"{name:<40}{m['seconds']:>9.2f}{m['ratio']:>7.2f}x{m['letters_per_word']:>14.1f}"
+        lines.append(f"{name:<52}{m['seconds']:>9.2f}{m['ratio']:>7.2f}x{m['letters_per_word']:>14.1f}"
                      f"{m['ratio_per_letter']:>13.2f}x")
-    d = r.get("distribution")
-    if d:
-        lines += ["", f"--suffix {d['suffix']!r}, {d['draws']:,} words each: total-variation distance",
-                  f"  words:   steered vs exact {d['words']['steered_vs_exact']:.3f}, "
-                  f"exact vs exact (sampling error) {d['words']['exact_vs_exact']:.3f}",
-                  f"  lengths: steered vs exact {d['lengths']['steered_vs_exact']:.3f}, "
-                  f"exact vs exact (sampling error) {d['lengths']['exact_vs_exact']:.3f}",
-                  f"  mean length: steered {d['mean_length']['steered']:.1f}, exact {d['mean_length']['exact']:.1f}",
-                  f"  steered: {', '.join(d['examples']['steered'])}",
-                  f"  exact:   {', '.join(d['examples']['exact'])}"]
+    for d in r.get("distribution", []):
+        lines += ["", f"{d['constraint']}, {d['draws']:,} words each: total-variation distance to --exact "
+                      "(exact: a second exact run, the sampling error)",
+                  f"  {'':<14}{'words':>8}{'lengths':>9}{'mean length':>13}{'seconds':>9}  examples"]
+        for name, row in d["rows"].items():
+            lines.append(f"  {name:<14}{row['words']:>8.3f}{row['lengths']:>9.3f}{row['mean_length']:>13.1f}"
+                         f"{row['seconds']:>9.1f}  {', '.join(row['examples'])}")
     return "\n".join(lines)

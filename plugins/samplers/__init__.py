@@ -39,6 +39,11 @@ class TemperatureOptions(GreedyOptions):
     top_p: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True,
                                     help="draw only from the likeliest letters that together have "
                                          "probability p (nucleus sampling); null = all")
+    particles: int = option(4, min=1, max=1024,
+                            help="under constraints that can keep a word from ending (suffix, contains, "
+                                 "pattern, min_length): words drawn per word returned, one chosen by how "
+                                 "much probability the constraints took from each, towards the model's "
+                                 "words conditioned on them; each costs as much as a word")
 
 
 @dataclass

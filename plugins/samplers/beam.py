@@ -49,7 +49,7 @@ class BeamSampler:
             from letras.core.letter_mask import LetterMask
 
             mask = LetterMask(constraint, device)
-            at = mask.start(prefix_ids)  # (W, 2): each beam's state in the automaton
+            at = mask.start(prefix_ids)  # (W, 3): each beam's state in the automaton
         beams: list[list[int]] = [[]]  # the letters each beam drew after the prefix
         scores = torch.zeros(1, dtype=torch.float64, device=device)  # their log-probabilities
         finished: list[tuple[float, list[int]]] = []

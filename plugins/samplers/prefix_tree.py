@@ -33,7 +33,7 @@ class PrefixTree:
     logits: torch.Tensor  # (N, V) fp32: the next letter's logits after each node's beginning
     state: Any  # the state after it, N rows laid out like nn.RNN's; None: the root alone
     child: torch.Tensor  # (N, V): the node each letter leads to, or -1 where it leaves the tree
-    constraint: torch.Tensor | None = None  # (N, 2): each node's state in the constraints' automaton
+    constraint: torch.Tensor | None = None  # (N, 3): each node's state in the constraints' automaton
 
     def __len__(self) -> int:
         return len(self.logits)
@@ -47,7 +47,7 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
     holds by default), likeliest first.
 
     Under constraints (``mask``, a ``letras.core.letter_mask.LetterMask``, and ``at``, the
-    root's state in it, (1, 2)), each node's logits are masked, so the tree grows only where
+    root's state in it, (1, 3)), each node's logits are masked, so the tree grows only where
     the words can go, and the node keeps its state: a beginning determines it, so the words
     that share a node are in the same state.
 

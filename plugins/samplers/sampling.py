@@ -39,6 +39,13 @@ def letters_after(prefix: str, prefix_ids: list[int], max_length: int) -> int:
     return max_length - len(prefix_ids)
 
 
+def begin_words(model: Any, tokenizer: Any, prefix: str, max_length: int, device: Any) -> tuple[list[int], int, Any]:
+    """The prefix's ids, the letters each word may draw after it, and the device (the model's
+    by default)."""
+    prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
+    return prefix_ids, letters_after(prefix, prefix_ids, max_length), device or next(model.parameters()).device
+
+
 LETTERS_PER_CALL = 1 << 22  # the letters one call of _draw_words holds: 32 MiB of ids
 
 
@@ -55,7 +62,8 @@ def draw(cdf: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
 def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *,
                count: int, max_length: int, prefix: str = "", device: Any = None,
                batch_size: int | None = None, generator: torch.Generator | None = None,
-               constraint: Any = None) -> list[str]:
+               constraint: Any = None, particles: int | None = None,
+               transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
@@ -72,18 +80,37 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     state in it beside its row, and each letter is drawn from the sampler's distribution over
     the letters that can still lead to an accepted word within the room left (a gather of the
     automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
+
+    With ``particles`` (K) under a constraint that can forbid a word to end other than at an
+    excluded word, the words are drawn by ``letras.plugins.samplers.particles`` from
+    ``transform(logits) -> logits``, the sampler's distribution before the cumulative sum: a
+    word that cannot end where the model would end it keeps to the letters that finish it
+    soonest, and with K above 1, each word is chosen by weight among K, towards the sampler's
+    distribution conditioned on the constraint. Exclusion alone moves only the excluded words'
+    ends: it is steered, on the prefix tree. Without ``particles`` (greedy, a plugin's sampler),
+    each letter is steered alone, from the sampler's distribution over the masked logits.
     """
     mask = None
     if constraint is not None:
         from letras.core.letter_mask import LetterMask
 
         mask = LetterMask(constraint, device or next(model.parameters()).device)
+    smc = mask is not None and particles is not None and mask.closes
+    if smc and transform is None:
+        raise ValueError("particles need the sampler's transform of the logits")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
-        words += _draw_words(model, tokenizer, cdf, count=min(per_call, count - begin), max_length=max_length,
-                             prefix=prefix, device=device, batch_size=batch_size, generator=generator,
-                             mask=mask)
+        part = dict(count=min(per_call, count - begin), max_length=max_length, prefix=prefix, device=device,
+                    batch_size=batch_size, generator=generator, mask=mask)
+        if smc:
+            from .particles import draw_particles
+
+            found = draw_particles(model, tokenizer, transform, particles=particles, **part)
+            if found is not None:
+                words += found
+                continue
+        words += _draw_words(model, tokenizer, cdf, **part)
     return words
 
 
@@ -91,18 +118,16 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
 def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
                 max_length: int, prefix: str, device: Any, batch_size: int | None,
                 generator: torch.Generator | None, mask: Any) -> list[str]:
-    prefix_ids = tokenizer.encode(prefix, source=f"prefix {prefix!r}")
-    steps = letters_after(prefix, prefix_ids, max_length)
+    prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
-    device = device or next(model.parameters()).device
     boundary = tokenizer.boundary_id
     # word i's letters go to row i; the extra last row is a sink where finished words draw
     drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
     with evaluating(model):
         queue = _walk_the_tree(model, cdf, prefix_ids, drawn[:count], boundary, device, generator, mask)
         _draw_the_rest(model, cdf, queue, drawn, boundary, batch_size, generator, mask)
-    return _decode(tokenizer, prefix, drawn[:count], boundary)
+    return decode_words(tokenizer, prefix, drawn[:count], boundary)
 
 
 @dataclass
@@ -135,7 +160,7 @@ def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], pref
     first = logits[:, -1].float()  # (1, V): the first letter's logits
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
-    at = None if mask is None else mask.start(prefix_ids)  # (1, 2): the prefix's automaton state
+    at = None if mask is None else mask.start(prefix_ids)  # (1, 3): the prefix's automaton state
     count, steps = drawn.shape
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary,
                             mask=mask, at=at)
@@ -159,7 +184,7 @@ class _Batch:
     position: torch.Tensor  # (B,) where its next letter goes
     ids: torch.Tensor  # (B,) the letter it reads next
     state: Any  # the recurrent state, rows laid out like nn.RNN's
-    at: torch.Tensor | None  # (B, 2) its automaton state, under constraints
+    at: torch.Tensor | None  # (B, 3) its automaton state, under constraints
 
     def take(self, rows: torch.Tensor, queue: _Queue, taken: slice) -> None:
         """The queued words ``taken`` start in ``rows``, from the state of the node each left."""
@@ -226,7 +251,7 @@ def _shrink(batch: _Batch, sink: int) -> bool:
     return True
 
 
-def _decode(tokenizer: Any, prefix: str, drawn: torch.Tensor, boundary: int) -> list[str]:
+def decode_words(tokenizer: Any, prefix: str, drawn: torch.Tensor, boundary: int) -> list[str]:
     """Each row of ``drawn`` as a word: the prefix, then its letters up to its first boundary
     (all of them if it never ended)."""
     steps = drawn.shape[1]
@@ -259,6 +284,12 @@ class GreedySampler:
             raise TypeError("give the options object or option values, not both")
         self.options = options if options is not None else self.options_class(**values)
 
+    def transform(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits (B, V) of the distribution this sampler draws from: -inf but at the
+        likeliest letter."""
+        ids = torch.arange(logits.shape[-1], device=logits.device)
+        return logits.masked_fill(ids != logits.argmax(dim=-1, keepdim=True), float("-inf"))
+
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """All the weight on the likeliest letter: a step up at its id."""
         ids = torch.arange(logits.shape[-1], device=logits.device)
@@ -269,7 +300,7 @@ class GreedySampler:
         o, device = self.options, torch.device(device)
         return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
                           device=device, batch_size=o.batch_size, generator=_generator(seed, device),
-                          constraint=constraint)
+                          constraint=constraint, particles=getattr(o, "particles", None), transform=self.transform)
 
 
 class TemperatureSampler(GreedySampler):
@@ -279,6 +310,11 @@ class TemperatureSampler(GreedySampler):
 
     def cdf(self, logits: torch.Tensor) -> torch.Tensor:
         """The softmax of logits / temperature, cut to the top k and top p, accumulated."""
+        return torch.softmax(self.transform(logits), dim=-1).cumsum(dim=-1)  # (B, V)
+
+    def transform(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits / temperature, -inf outside the top k and the top p: the logits of the
+        distribution each letter is drawn from."""
         o = self.options
         if o.temperature != 1.0:
             logits = logits / o.temperature
@@ -291,4 +327,4 @@ class TemperatureSampler(GreedySampler):
             before = torch.softmax(ordered, dim=-1).cumsum(dim=-1) - torch.softmax(ordered, dim=-1)
             drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, before >= o.top_p)
             logits = logits.masked_fill(drop, float("-inf"))
-        return torch.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
+        return logits
