@@ -167,6 +167,81 @@ def test_weights_draw_frequent_words_more(tmp_path):
     assert abc.logprob > xyz.logprob + 1.0
 
 
+def first_letter_words(per_label: int = 120) -> list[tuple[str, str]]:
+    """Label 'zeta' holds only words that begin with 'a', label 'alfa' only words with 'b':
+    listed zeta first, though it is the second label in id order (names sorted)."""
+    import random
+
+    rng = random.Random(0)
+    tail = lambda: "".join(rng.choice("eilmnorstu") for _ in range(rng.randint(2, 5)))  # noqa: E731
+    return [(letter + tail(), label) for label, letter in (("zeta", "a"), ("alfa", "b")) for _ in range(per_label)]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["letters", "letters-and-state"])
+def first_letter_run(tmp_path_factory, request):
+    folder = tmp_path_factory.mktemp("first-letter")
+    (folder / "words.tsv").write_text("word\tlabel\n" + "".join(f"{w}\t{l}\n" for w, l in first_letter_words()))
+    train_tiny(folder / "run", corpus={"name": "table", "file": str(folder / "words.tsv"), "label": "label"},
+               model={"name": "lstm", "hidden_size": 24, "embedding_dim": 8, "label_dim": 4,
+                      "label_state": request.param},
+               trainer={"epochs": 8, "batch_size": 16, "val_fraction": 0.1})
+    return load_run(folder / "run")
+
+
+def share_starting(words: list[str], letter: str) -> float:
+    return sum(w.startswith(letter) for w in words) / len(words)
+
+
+def test_a_label_reaches_every_sampler_path(first_letter_run):
+    """Sampling with a label gives that label's words, whatever path the words take: the prefix
+    tree and continuous batching (temperature), greedy and beam, constraints, a blend that puts
+    all its weight on one label, and the mixture of labels; label ids follow the sorted names
+    in training, in the checkpoint and in sampling alike."""
+    trained = first_letter_run
+    assert trained.labels.names == ["alfa", "zeta"]
+    for label, letter in (("zeta", "a"), ("alfa", "b")):
+        for sampler in ("temperature", "greedy", "beam"):
+            words = trained.with_sampler(sampler, count=40 if sampler == "temperature" else 3).sample(
+                label=label, seed=0)
+            assert share_starting(words, letter) >= 0.9, (label, sampler, words)
+        for spec in ({label: 1.0}, f"{label}=1,{'alfa' if label == 'zeta' else 'zeta'}=0"):
+            assert share_starting(trained.sample(label=spec, count=40, seed=1), letter) >= 0.9
+        steered = trained.sample(label=label, suffix="o", count=20, seed=2, batch_size=4)
+        assert all(w.endswith("o") for w in steered) and share_starting(steered, letter) >= 0.9
+        assert [c.label for c in trained.classify([letter + "mino", letter + "elo"])] == [label, label]
+    mixed = trained.sample(label="zeta=0.5,alfa=0.5", count=200, seed=3)
+    assert 0.3 <= share_starting(mixed, "a") <= 0.7 and share_starting(mixed, "b") >= 0.3
+
+
+def test_a_labelled_run_starts_from_a_run_without_labels(tmp_path):
+    """init_from a run without labels: the labelled model starts as exactly that model (the
+    label's input columns and initial state at zero), whatever the label."""
+    (tmp_path / "towns.tsv").write_text("name\tcommunity\n" + "".join(f"{n}\t{c}\n" for n, c in towns(15)), "utf-8")
+    corpus = {"name": "table", "file": str(tmp_path / "towns.tsv"), "word": "name"}
+    model = {"name": "lstm", "hidden_size": 16, "embedding_dim": 8, "label_dim": 4, "label_state": True}
+    train_tiny(tmp_path / "plain", corpus=corpus, model=model)
+    train_tiny(tmp_path / "tuned", corpus={**corpus, "label": "community"}, model=model, init_from=str(tmp_path / "plain"),
+               trainer={"epochs": 1, "lr": 1e-9, "val_fraction": 0.0})
+    plain, tuned = load_run(tmp_path / "plain"), load_run(tmp_path / "tuned")
+    words = ["Vigo", "Lleida", "Getxo"]
+    for label in ("Galicia", "País Vasco"):
+        assert [s.logprob for s in tuned.score(words, label=label)] == pytest.approx(
+            [s.logprob for s in plain.score(words)], abs=1e-3)
+
+
+def test_init_from_refuses_labels_that_do_not_fit(invoke, labelled_run, tmp_path):
+    config = labelled_run.parent / "labelled.yaml"
+    result = invoke("run", config, f"init_from={labelled_run}", "corpus.label=null", f"output={tmp_path / 'a'}")
+    assert result.exit_code == 2, result.output
+    assert "the trained run was trained with labels, this corpus has none" in result.stderr
+    (tmp_path / "two.tsv").write_text("name\tcommunity\nVigo\tGalicia\nLeón\tCastilla y León\n", "utf-8")
+    result = invoke("run", config, f"init_from={labelled_run}", f"corpus.file={tmp_path / 'two.tsv'}",
+                    f"output={tmp_path / 'b'}")
+    assert result.exit_code == 2 and "the trained run's labels (Castilla y León, Cataluña, Galicia, País Vasco) " \
+        "are not this corpus's (Castilla y León, Galicia)" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 # --- sampling, scoring and classifying by label ---------------------------------------------
 
 def test_sample_by_label_and_blend_with_every_sampler(labelled_run):
