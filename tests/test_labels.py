@@ -158,11 +158,27 @@ def test_resume_with_labels_is_bit_exact(labelled_run, tmp_path):
     assert_resume_is_exact(labelled_run.parent / "labelled.yaml", tmp_path, 1)
 
 
-def test_weights_draw_frequent_words_more(tmp_path):
-    """Two words, one weighing 50 times the other: the model learns to prefer it."""
+def test_drawing_by_weight_gives_each_word_its_share_of_an_epoch():
+    from letras.core.batching import WordBatches
+
+    data = WordBatches([[0, 1, 0], [0, 2, 2, 0], [0, 3, 0]], weights=[6.0, 3.0, 1.0])
+    drawn = []
+    for _ in range(200):
+        for inputs, _, _, _, weights in data.labelled_batches(2, generator=torch.Generator().manual_seed(_),
+                                                                draw_by_weight=True):
+            assert weights is None  # each drawn word counts once
+            drawn += inputs[:, 1].tolist()
+    assert len(drawn) == 600
+    assert [drawn.count(i) / 600 for i in (1, 2, 3)] == pytest.approx([0.6, 0.3, 0.1], abs=0.05)
+
+
+@pytest.mark.parametrize("weighting", ["loss", "sample"])
+def test_weights_draw_frequent_words_more(tmp_path, weighting):
+    """Two words, one weighing 50 times the other: the model learns to prefer it, whether the
+    loss is weighted or the words are drawn by weight."""
     (tmp_path / "w.csv").write_text("word,count\nAbc,50\nXyz,1\n", "utf-8")
     train_tiny(tmp_path / "run", corpus={"name": "table", "file": str(tmp_path / "w.csv"), "weight": "count"},
-               trainer={"epochs": 40, "batch_size": 2})
+               trainer={"epochs": 40, "batch_size": 2, "weighting": weighting})
     abc, xyz = load_run(tmp_path / "run").score(["Abc", "Xyz"])
     assert abc.logprob > xyz.logprob + 1.0
 
