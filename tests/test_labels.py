@@ -392,7 +392,8 @@ def test_bench_measures_the_price_of_a_label(invoke):
     report = json.loads(result.stdout)
     labelled = report["labelled"]
     assert labelled["labels"] == 3 and len(labelled["ratios_per_turn"]) == labelled["turns"] == 20
-    assert labelled["steps_per_turn"] >= 1 and labelled["quartiles"][0] <= labelled["speed_ratio"]
+    assert labelled["steps_per_turn"] >= 4 and labelled["quartiles"][0] <= labelled["speed_ratio"]
     assert report["ratios"]["labelled_vs_letras"] == labelled["speed_ratio"] > 0
-    text = invoke("bench", "--corpus", "ciudades", "--seconds", "0.2", "--hidden", "8", "--labels", "2")
-    assert "with labels / without" in text.stdout and "median of 20 turns" in text.stdout
+    text = invoke("bench", "--corpus", "ciudades", "--seconds", "0.2", "--hidden", "8", "--labels", "2",
+                  "--label-dim", "6", "--label-state")
+    assert "2 labels (dim 6, state)" in text.stdout and "median of 20 turns" in text.stdout

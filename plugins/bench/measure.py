@@ -31,10 +31,13 @@ def load_corpus(name: str) -> tuple[str, list[str]]:
     return name, components("corpus").get(name).build().words()
 
 
-def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device, num_labels: int = 0) -> Any:
+def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device, num_labels: int = 0,
+               **label_options: Any) -> Any:
+    """The generator benchmarked; ``label_options`` (label_dim, label_state) shape its labels."""
     torch.manual_seed(0)
     labelled = {"num_labels": num_labels} if num_labels else {}
-    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING, **labelled)
+    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING,
+                                                **label_options, **labelled)
     return model.to(device)
 
 
@@ -129,8 +132,12 @@ def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[i
     return chars / train_seconds, model
 
 
+MIN_STEPS_PER_TURN = 4  # fewer, and a turn is at the mercy of one slow step: a slow machine takes longer
+
+
 def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int, seconds: float,
-               device: torch.device, precision: str, labels: int, turns: int = 20) -> dict[str, Any]:
+               device: torch.device, precision: str, labels: int, turns: int = 20, **label_options: Any,
+               ) -> dict[str, Any]:
     """The price of ``labels`` labels on a training step: the trainer's length-grouped batches
     (word i has label i mod ``labels``) through the model with labels and without, the same
     batches in the same order, summed loss, backward and an Adam step, as the trainer takes.
@@ -140,19 +147,19 @@ def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]]
     without-with (a load that rises through a pair of turns favours neither), each turn
     long enough (about ``seconds / turns``) to hold many steps; the figure is the median of
     the pairs' ratios. Before timing, every batch shape goes once through each model: oneDNN
-    builds its kernels for each new shape, and that cost belongs to neither."""
+    builds its kernels for each new shape, and that cost belongs to neither. A turn holds at
+    least MIN_STEPS_PER_TURN steps, so on a slow machine this takes longer than ``seconds``."""
     import statistics
 
     data = WordBatches(encoded, device, labels=[i % labels for i in range(len(encoded))])
     batches = list(data.labelled_batches(batch_size, generator=torch.Generator().manual_seed(0)))
-    steps = {n: _training_step(make_model(cell, vocab_size, hidden, device, n), batches, device, precision, n > 0)
+    steps = {n: _training_step(make_model(cell, vocab_size, hidden, device, n, **label_options), batches, device,
+                               precision, n > 0)
              for n in (0, labels)}
-    warm = time.perf_counter()
     for n in (0, labels):  # the warm-up: every shape once
         steps[n](0, len(batches))
-    sync(device)
-    per_step = (time.perf_counter() - warm) / (2 * len(batches))
-    k = max(1, round(seconds / turns / 2 / max(per_step, 1e-9)))  # steps per turn
+    per_step = sum(steps[n](0, MIN_STEPS_PER_TURN) for n in (0, labels)) / (2 * MIN_STEPS_PER_TURN)
+    k = max(MIN_STEPS_PER_TURN, round(seconds / turns / 2 / max(per_step, 1e-9)))  # steps per turn
     times: dict[int, list[float]] = {0: [], labels: []}
     for turn in range(turns):
         for n in ((labels, 0) if turn % 2 == 0 else (0, labels)):
@@ -160,7 +167,7 @@ def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]]
     ratios = [without / with_ for with_, without in zip(times[labels], times[0])]  # speed with / without
     chars = sum(int(b[2]) for turn in range(turns) for b in _turn(batches, turn * k, k))
     quartiles = statistics.quantiles(ratios, n=4)
-    return {"labels": labels, "turns": turns, "steps_per_turn": k,
+    return {"labels": labels, **label_options, "turns": turns, "steps_per_turn": k,
             "chars_per_s": chars / sum(times[labels]), "without_chars_per_s": chars / sum(times[0]),
             "speed_ratio": statistics.median(ratios), "quartiles": [quartiles[0], quartiles[2]],
             "ratios_per_turn": ratios}
@@ -213,7 +220,8 @@ def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.devi
 
 
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
-                  device: str = "cpu", precision: str = "fp32", labels: int = 0,
+                  device: str = "cpu", precision: str = "fp32", labels: int = 0, label_dim: int = 16,
+                  label_state: bool = False,
                   progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
     device has it). With ``labels``, training steps with that many labels and without, in
@@ -241,7 +249,8 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     labelled = None
     if labels:
         progress(f"training steps with and without {labels} labels, in turns: {seconds:g} s ...")
-        labelled = label_cost(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels)
+        labelled = label_cost(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels,
+                              label_dim=label_dim, label_state=label_state)
     progress(f"sampling: {2 * min(seconds, 2):g} s ...")
     words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision,
                                              count=SAMPLED_PER_CALL)
