@@ -143,10 +143,10 @@ def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]]
     batches in the same order, summed loss, backward and an Adam step, as the trainer takes.
 
     On a machine others share the load changes from one second to the next, so the two are
-    timed in ``turns`` short turns side by side, in the order with-without then
-    without-with (a load that rises through a pair of turns favours neither), each turn
-    long enough (about ``seconds / turns``) to hold many steps; the figure is the median of
-    the pairs' ratios. Before timing, every batch shape goes once through each model: oneDNN
+    timed side by side in ``turns`` short turns, each timing both, with labels first in one
+    turn and second in the next (a load that rises through a turn favours neither), each
+    long enough (about ``seconds / turns``) to hold several steps; the figure is the median
+    of the turns' ratios. Before timing, every batch shape goes once through each model: oneDNN
     builds its kernels for each new shape, and that cost belongs to neither. A turn holds at
     least MIN_STEPS_PER_TURN steps, so on a slow machine this takes longer than ``seconds``."""
     import statistics
