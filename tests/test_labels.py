@@ -396,4 +396,4 @@ def test_bench_measures_the_price_of_a_label(invoke):
     assert report["ratios"]["labelled_vs_letras"] == labelled["speed_ratio"] > 0
     text = invoke("bench", "--corpus", "ciudades", "--seconds", "0.2", "--hidden", "8", "--labels", "2",
                   "--label-dim", "6", "--label-state")
-    assert "2 labels (dim 6, state)" in text.stdout and "median of 20 turns" in text.stdout
+    assert "(label_dim 6, label_state; median of 20 turns" in text.stdout

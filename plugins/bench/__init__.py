@@ -58,17 +58,18 @@ def format_report(r: dict) -> str:
              "", f"{'training':<44}{'chars/s':>12}{'padding':>10}"]
     if r.get("labelled"):  # training steps alone, measured in alternating turns apart from the rows above
         m = r["labelled"]
-        shape = f"dim {m['label_dim']}" + (", state" if m["label_state"] else "")
         rows += [("letras steps, in turns: without labels", {**r["letras"], "chars_per_s": m["without_chars_per_s"]}),
-                 (f"letras steps, in turns: {m['labels']} labels ({shape})", {**r["letras"], **m})]
+                 (f"letras steps, in turns: {m['labels']} labels", {**r["letras"], **m})]
     for name, m in rows:
         lines.append(f"{name:<44}{m['chars_per_s']:>12,.0f}{m['padding']:>10.1%}")
     lines += ["", f"letras / notes' loop   {r['ratios']['letras_vs_notes']:>8.1f}x",
               f"letras / plain torch   {r['ratios']['letras_vs_plain']:>8.2f}x"]
     if r.get("labelled"):
         m = r["labelled"]
-        lines.append(f"with labels / without {r['ratios']['labelled_vs_letras']:>8.3f}x  (median of {m['turns']} turns "
-                     f"of {m['steps_per_turn']} steps each; quartiles {m['quartiles'][0]:.3f}-{m['quartiles'][1]:.3f})")
+        shape = f"label_dim {m['label_dim']}" + (", label_state" if m["label_state"] else "")
+        lines.append(f"with labels / without {r['ratios']['labelled_vs_letras']:>8.3f}x  ({shape}; median of "
+                     f"{m['turns']} turns of {m['steps_per_turn']} steps each; quartiles "
+                     f"{m['quartiles'][0]:.3f}-{m['quartiles'][1]:.3f})")
     lines += ["",
               f"sampling, {r['sampling']['batch']:,} words at a time: {r['sampling']['words_per_s']:,.0f} words/s "
               f"({r['sampling']['chars_per_s']:,.0f} chars/s, "
