@@ -144,6 +144,27 @@ def test_a_labelled_run_saves_its_labels_and_reports_loss_per_label(labelled_run
     assert set(metrics[-1]["val_loss_per_label"]) == set(REGIONS)
 
 
+
+def test_label_state_fits_any_state_laid_out_like_nn_rnn():
+    """label_state builds the initial state of a two-layer LSTM (h, c) and of a GRU-like cell
+    (one tensor) from the label; a cell whose state is laid out otherwise is one clear error."""
+    from letras.plugins.recurrent.label_state import LabelState
+
+    for cell in (torch.nn.LSTM(5, 7, num_layers=2, batch_first=True), torch.nn.GRU(5, 7, batch_first=True)):
+        made = LabelState(cell, 5, 3)
+        state = made(torch.randn(4, 3))
+        shapes = [t.shape for t in (state if isinstance(state, tuple) else (state,))]
+        assert all(shape == (cell.num_layers, 4, 7) for shape in shapes)
+        assert all(not t.detach().any() for t in (state if isinstance(state, tuple) else (state,)))  # starts at zero
+        cell(torch.randn(4, 2, 5), state)  # the cell takes it
+
+    class DictState(torch.nn.Module):
+        def forward(self, x, h0=None):
+            return x, {"h": x[:, -1]}
+
+    with pytest.raises(UsageError, match="not laid out like nn.RNN's"):
+        LabelState(DictState(), 5, 3)
+
 def test_a_model_without_labels_support_is_a_clear_error(tmp_path):
     plugin = types.ModuleType("plain")
     plugin.register_models = hookimpl(lambda register: register(
