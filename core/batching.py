@@ -64,12 +64,25 @@ class WordBatches:
 
     def labelled_batches(self, batch_size: int, *, generator: torch.Generator | None = None,
                          group_by_length: bool = True, shard: tuple[int, int] = (0, 1),
+                         draw_by_weight: bool = False,
                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, Any, Any]]:
         """As ``batches``, with the batch's labels (B,) and weights (B,), or None for each the
-        words do not have."""
+        words do not have.
+
+        ``draw_by_weight`` (words with weights, and a ``generator``): the pass holds as many
+        words as there are, drawn with replacement in proportion to their weights, so a word
+        that weighs 50 times another comes 50 times as often; the batches then carry no
+        weights, each drawn word counting once."""
         rank, size = shard
         n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        weights = self.weights
+        if draw_by_weight and weights is not None and generator is not None:
+            order = torch.multinomial(weights.cpu(), n, replacement=True, generator=generator)
+            weights = None
+        elif generator is not None:
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
         if group_by_length:
             order = order[torch.argsort(self.lengths[order], stable=True)]
         chunks = list(torch.split(order, batch_size))
@@ -79,13 +92,13 @@ class WordBatches:
             chunk = chunk[rank::size]
             if len(chunk) == 0:
                 yield self.inputs[:0, :1], self.targets[:0, :1], 0, self._rows(self.labels, chunk), \
-                    self._rows(self.weights, chunk)
+                    self._rows(weights, chunk)
                 continue
             lengths = self.lengths[chunk]
             width = int(lengths.max())  # known on the CPU: no device sync
             index = chunk.to(self.device, non_blocking=True)
             yield self.inputs[index, :width], self.targets[index, :width], int(lengths.sum()), \
-                self._rows(self.labels, index), self._rows(self.weights, index)
+                self._rows(self.labels, index), self._rows(weights, index)
 
     @staticmethod
     def _rows(values: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:

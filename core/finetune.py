@@ -5,6 +5,12 @@ keep their rows of every vocabulary-sized weight (the embedding, the head), matc
 letter, and letters new to it keep the fresh rows of the newly built model. The model's
 options that shape its weights must match; ``auto`` ones take the trained run's values.
 ``resume`` is different: it continues the same run, optimizer and all.
+
+A run with labels may start from a run without: its label embedding is new, and the weights
+that read the cell's input grow by the label's columns, which start at zero, so the labelled
+model starts as exactly the unlabelled one and learns what the labels change. A run with
+labels starts from another only with the same labels; one without labels cannot start from
+one with them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import yaml
 from . import config as cfg
 from .adapt import AUTO
 from .errors import UsageError
+from .labels import LabelSet
 from .rundir import RunDir
 
 
@@ -57,10 +64,14 @@ def inherit(config: cfg.PipelineConfig, origin: dict[str, Any]) -> list[str]:
     return [tokenizer.decode([i]) for i in range(tokenizer.vocab_size) if i != tokenizer.boundary_id]
 
 
-def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: dict[str, Any]) -> str:
-    """Copy the origin's weights into ``model`` (built for ``tokenizer``'s union vocabulary),
-    mapping vocabulary rows by letter; name the options that differ if the weights do not fit."""
+def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: dict[str, Any],
+               labels: LabelSet | None = None) -> str:
+    """Copy the origin's weights into ``model`` (built for ``tokenizer``'s union vocabulary and
+    ``labels``), mapping vocabulary rows by letter; name the options that differ if the weights
+    do not fit."""
     import torch
+
+    adding_labels = _check_labels(origin, labels, f"init_from {config.init_from}")
 
     old = config["tokenizer"].component.build(options=config["tokenizer"].options)
     old.load_state(origin["tokenizer"])
@@ -70,8 +81,12 @@ def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: d
     known = [i for i, r in enumerate(rows) if r is not None]
     sizes = (old.vocab_size, tokenizer.vocab_size)
     state, saved = model.state_dict(), origin["model"]
+    width = _label_width(state, saved, len(labels)) if adding_labels else None
 
     def fits(state: dict[str, Any]) -> bool:
+        if adding_labels:  # new label weights, and inputs wider by the label's columns
+            return set(saved) <= set(state) and all(_fits(state[k].shape, saved[k].shape, sizes)
+                                                    or _grown(state[k].shape, saved[k].shape, width) for k in saved)
         return set(state) == set(saved) and all(_fits(state[k].shape, saved[k].shape, sizes) for k in state)
 
     if not fits(state):
@@ -82,7 +97,11 @@ def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: d
                          hint="leave those model options out (or auto) to take the trained run's")
     with torch.no_grad():
         for key, target in state.items():
+            if key not in saved:  # a label's own weights: as built
+                continue
             source = saved[key].to(target.dtype)
+            if adding_labels and not _fits(target.shape, source.shape, sizes):
+                source = _widened(source, target.shape)  # an input weight: the label's columns start at zero
             for dim, (size, old_size) in enumerate(zip(target.shape, source.shape)):
                 if (old_size, size) == sizes and sizes[0] != sizes[1]:  # a vocabulary dimension
                     index = torch.tensor([rows[i] for i in known])
@@ -91,6 +110,42 @@ def transplant(model: Any, tokenizer: Any, config: cfg.PipelineConfig, origin: d
     new = [tokenizer.decode([i]) for i, r in enumerate(rows) if r is None]
     fresh = f", {len(new)} new letters ({' '.join(new)})" if new else ""
     return f"starts from the weights of {config.init_from}{fresh}"
+
+
+def _check_labels(origin: dict[str, Any], labels: LabelSet | None, where: str) -> bool:
+    """Whether this run adds labels to a run without; an error where the labels do not fit."""
+    theirs = LabelSet.from_state(origin.get("labels"))
+    if theirs is None:
+        return labels is not None
+    if labels is None:
+        raise UsageError("the trained run was trained with labels, this corpus has none", where=where,
+                         hint="give the corpus its labels, or start from a run without labels")
+    if theirs.names != labels.names:
+        raise UsageError(f"the trained run's labels ({', '.join(theirs.names)}) are not this corpus's "
+                         f"({', '.join(labels.names)})", where=where,
+                         hint="start from a run without labels: it learns the new labels from zero")
+    return False
+
+
+def _label_width(state: dict[str, Any], saved: dict[str, Any], count: int) -> int | None:
+    """The width of the label embedding: of the new weights, the one with a row per label."""
+    return next((state[k].shape[1] for k in state if k not in saved and state[k].dim() == 2
+                 and state[k].shape[0] == count), None)
+
+
+def _grown(shape: tuple[int, ...], old: tuple[int, ...], width: int | None) -> bool:
+    """One dimension ``width`` larger, the others the same: an input weight widened by the
+    label's columns."""
+    differ = [i for i, (a, b) in enumerate(zip(shape, old)) if a != b]
+    return width is not None and len(shape) == len(old) and len(differ) == 1 and \
+        shape[differ[0]] == old[differ[0]] + width
+
+
+def _widened(source: Any, shape: tuple[int, ...]) -> Any:
+    """``source`` at the start of zeros of ``shape``: the label's inputs come after the letter's."""
+    widened = source.new_zeros(shape)
+    widened[tuple(slice(0, n) for n in source.shape)] = source
+    return widened
 
 
 def _fits(shape: tuple[int, ...], old: tuple[int, ...], sizes: tuple[int, int]) -> bool:

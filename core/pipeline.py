@@ -98,7 +98,7 @@ def _train(config: cfg.PipelineConfig, data: CorpusData, tokenizer: Any, encoded
     seed_everything(config.seed)
     model = build_model(config, tokenizer.vocab_size, labels)
     if origin is not None and saved is None:
-        note = transplant(model, tokenizer, config, origin)  # before the folder: a misfit leaves none
+        note = transplant(model, tokenizer, config, origin, labels)  # before the folder: a misfit leaves none
         config.notes.append(note[0].upper() + note[1:])
         if progress is not None:
             progress.line(config.notes[-1])

@@ -2,7 +2,12 @@
 accuracy, how many sampled words that exist carry the label they were drawn from, and the
 two blends compared by classifying their words.
 
-    python docs/labels_figures.py runs/municipios-regiones
+    python docs/labels_figures.py runs/municipios-regiones [WORDS_PER_LABEL] [--per-label] [temperature=T]
+
+The label-carrying share is given two ways: pooled over the same number of words drawn from
+every label (the issue's measure: Ceuta's and Melilla's single town weigh as much as
+Castilla y León's 2,248), and with each label weighted by its share of the corpus (words
+drawn as the corpus draws its labels).
 """
 import sys
 from collections import Counter, defaultdict
@@ -11,6 +16,8 @@ from letras.core import load_run
 from letras.plugins.corpora import municipios
 
 run = load_run(sys.argv[1])
+per_label = int(next((a for a in sys.argv[2:] if a.isdigit()), 2000))
+temperature = {k: float(v) for k, _, v in (a.partition("=") for a in sys.argv[2:] if "=" in a)}  # else the run's
 corpus = municipios("community")
 known = defaultdict(set)
 for w, l in zip(corpus.words(), corpus.labels()):
@@ -23,12 +30,18 @@ prior = Counter(l for w, l in zip(*run.validation_set()))
 print(f"majority-label baseline {max(prior.values()) / sum(prior.values()):.3f}")
 
 hits = total = 0
-for label in run.labels.names:
-    words = run.sample(label=label, count=400, seed=0)
+weighted = weight = 0.0
+for label, share in zip(run.labels.names, run.labels.priors()):
+    words = run.sample(label=label, count=per_label, seed=0, **temperature)
     existing = [w for w in words if w in known]
-    hits += sum(label in known[w] for w in existing)
-    total += len(existing)
-print(f"sampled with a label and in the list: {total} words, {hits / total:.3f} carry that label")
+    carry = sum(label in known[w] for w in existing)
+    hits, total = hits + carry, total + len(existing)
+    if existing:
+        weighted, weight = weighted + share * carry / len(existing), weight + share
+    if "--per-label" in sys.argv:
+        print(f"  {label:22} {len(existing):5} exist, {carry / max(len(existing), 1):.3f} carry it")
+print(f"sampled with a label ({per_label} each) and in the list: {total} words, {hits / total:.3f} carry that "
+      f"label; weighted by the labels' shares {weighted / weight:.3f}")
 
 for blend in ("mixture", "embedding"):
     words = run.sample(label="Galicia=0.7,Andalucía=0.3", blend=blend, count=500, seed=0)

@@ -42,7 +42,7 @@ def test_defaults_are_resolved_and_written_out(write_config):
     data = config.to_dict()
     assert data["model"] == {"name": "lstm", "hidden_size": 128, "embedding_dim": 32,
                              "num_layers": 1, "dropout": 0.0, "dropout_mask": "letter",
-                             "label_dim": 16}
+                             "label_dim": 16, "label_state": False}
     assert data["trainer"]["name"] == "word-reset" and data["sampler"]["name"] == "temperature"
     assert data["name"] == "config"  # a config without a name is named after its file
 

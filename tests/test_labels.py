@@ -144,6 +144,27 @@ def test_a_labelled_run_saves_its_labels_and_reports_loss_per_label(labelled_run
     assert set(metrics[-1]["val_loss_per_label"]) == set(REGIONS)
 
 
+
+def test_label_state_fits_any_state_laid_out_like_nn_rnn():
+    """label_state builds the initial state of a two-layer LSTM (h, c) and of a GRU-like cell
+    (one tensor) from the label; a cell whose state is laid out otherwise is one clear error."""
+    from letras.plugins.recurrent.label_state import LabelState
+
+    for cell in (torch.nn.LSTM(5, 7, num_layers=2, batch_first=True), torch.nn.GRU(5, 7, batch_first=True)):
+        made = LabelState(cell, 5, 3)
+        state = made(torch.randn(4, 3))
+        shapes = [t.shape for t in (state if isinstance(state, tuple) else (state,))]
+        assert all(shape == (cell.num_layers, 4, 7) for shape in shapes)
+        assert all(not t.detach().any() for t in (state if isinstance(state, tuple) else (state,)))  # starts at zero
+        cell(torch.randn(4, 2, 5), state)  # the cell takes it
+
+    class DictState(torch.nn.Module):
+        def forward(self, x, h0=None):
+            return x, {"h": x[:, -1]}
+
+    with pytest.raises(UsageError, match="not laid out like nn.RNN's"):
+        LabelState(DictState(), 5, 3)
+
 def test_a_model_without_labels_support_is_a_clear_error(tmp_path):
     plugin = types.ModuleType("plain")
     plugin.register_models = hookimpl(lambda register: register(
@@ -158,13 +179,104 @@ def test_resume_with_labels_is_bit_exact(labelled_run, tmp_path):
     assert_resume_is_exact(labelled_run.parent / "labelled.yaml", tmp_path, 1)
 
 
-def test_weights_draw_frequent_words_more(tmp_path):
-    """Two words, one weighing 50 times the other: the model learns to prefer it."""
+def test_drawing_by_weight_gives_each_word_its_share_of_an_epoch():
+    from letras.core.batching import WordBatches
+
+    data = WordBatches([[0, 1, 0], [0, 2, 2, 0], [0, 3, 0]], weights=[6.0, 3.0, 1.0])
+    drawn = []
+    for _ in range(200):
+        for inputs, _, _, _, weights in data.labelled_batches(2, generator=torch.Generator().manual_seed(_),
+                                                                draw_by_weight=True):
+            assert weights is None  # each drawn word counts once
+            drawn += inputs[:, 1].tolist()
+    assert len(drawn) == 600
+    assert [drawn.count(i) / 600 for i in (1, 2, 3)] == pytest.approx([0.6, 0.3, 0.1], abs=0.05)
+
+
+@pytest.mark.parametrize("weighting", ["loss", "sample"])
+def test_weights_draw_frequent_words_more(tmp_path, weighting):
+    """Two words, one weighing 50 times the other: the model learns to prefer it, whether the
+    loss is weighted or the words are drawn by weight."""
     (tmp_path / "w.csv").write_text("word,count\nAbc,50\nXyz,1\n", "utf-8")
     train_tiny(tmp_path / "run", corpus={"name": "table", "file": str(tmp_path / "w.csv"), "weight": "count"},
-               trainer={"epochs": 40, "batch_size": 2})
+               trainer={"epochs": 40, "batch_size": 2, "weighting": weighting})
     abc, xyz = load_run(tmp_path / "run").score(["Abc", "Xyz"])
     assert abc.logprob > xyz.logprob + 1.0
+
+
+def first_letter_words(per_label: int = 120) -> list[tuple[str, str]]:
+    """Label 'zeta' holds only words that begin with 'a', label 'alfa' only words with 'b':
+    listed zeta first, though it is the second label in id order (names sorted)."""
+    import random
+
+    rng = random.Random(0)
+    tail = lambda: "".join(rng.choice("eilmnorstu") for _ in range(rng.randint(2, 5)))  # noqa: E731
+    return [(letter + tail(), label) for label, letter in (("zeta", "a"), ("alfa", "b")) for _ in range(per_label)]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["letters", "letters-and-state"])
+def first_letter_run(tmp_path_factory, request):
+    folder = tmp_path_factory.mktemp("first-letter")
+    (folder / "words.tsv").write_text("word\tlabel\n" + "".join(f"{w}\t{l}\n" for w, l in first_letter_words()))
+    train_tiny(folder / "run", corpus={"name": "table", "file": str(folder / "words.tsv"), "label": "label"},
+               model={"name": "lstm", "hidden_size": 24, "embedding_dim": 8, "label_dim": 4,
+                      "label_state": request.param},
+               trainer={"epochs": 8, "batch_size": 16, "val_fraction": 0.1})
+    return load_run(folder / "run")
+
+
+def share_starting(words: list[str], letter: str) -> float:
+    return sum(w.startswith(letter) for w in words) / len(words)
+
+
+def test_a_label_reaches_every_sampler_path(first_letter_run):
+    """Sampling with a label gives that label's words, whatever path the words take: the prefix
+    tree and continuous batching (temperature), greedy and beam, constraints, a blend that puts
+    all its weight on one label, and the mixture of labels; label ids follow the sorted names
+    in training, in the checkpoint and in sampling alike."""
+    trained = first_letter_run
+    assert trained.labels.names == ["alfa", "zeta"]
+    for label, letter in (("zeta", "a"), ("alfa", "b")):
+        for sampler in ("temperature", "greedy", "beam"):
+            words = trained.with_sampler(sampler, count=40 if sampler == "temperature" else 3).sample(
+                label=label, seed=0)
+            assert share_starting(words, letter) >= 0.9, (label, sampler, words)
+        for spec in ({label: 1.0}, f"{label}=1,{'alfa' if label == 'zeta' else 'zeta'}=0"):
+            assert share_starting(trained.sample(label=spec, count=40, seed=1), letter) >= 0.9
+        steered = trained.sample(label=label, suffix="o", count=20, seed=2, batch_size=4)
+        assert all(w.endswith("o") for w in steered) and share_starting(steered, letter) >= 0.9
+        assert [c.label for c in trained.classify([letter + "mino", letter + "elo"])] == [label, label]
+    mixed = trained.sample(label="zeta=0.5,alfa=0.5", count=200, seed=3)
+    assert 0.3 <= share_starting(mixed, "a") <= 0.7 and share_starting(mixed, "b") >= 0.3
+
+
+def test_a_labelled_run_starts_from_a_run_without_labels(tmp_path):
+    """init_from a run without labels: the labelled model starts as exactly that model (the
+    label's input columns and initial state at zero), whatever the label."""
+    (tmp_path / "towns.tsv").write_text("name\tcommunity\n" + "".join(f"{n}\t{c}\n" for n, c in towns(15)), "utf-8")
+    corpus = {"name": "table", "file": str(tmp_path / "towns.tsv"), "word": "name"}
+    model = {"name": "lstm", "hidden_size": 16, "embedding_dim": 8, "label_dim": 4, "label_state": True}
+    train_tiny(tmp_path / "plain", corpus=corpus, model=model)
+    train_tiny(tmp_path / "tuned", corpus={**corpus, "label": "community"}, model=model, init_from=str(tmp_path / "plain"),
+               trainer={"epochs": 1, "lr": 1e-9, "val_fraction": 0.0})
+    plain, tuned = load_run(tmp_path / "plain"), load_run(tmp_path / "tuned")
+    words = ["Vigo", "Lleida", "Getxo"]
+    for label in ("Galicia", "País Vasco"):
+        assert [s.logprob for s in tuned.score(words, label=label)] == pytest.approx(
+            [s.logprob for s in plain.score(words)], abs=1e-3)
+
+
+def test_init_from_refuses_labels_that_do_not_fit(invoke, labelled_run, tmp_path):
+    config = labelled_run.parent / "labelled.yaml"
+    result = invoke("run", config, f"init_from={labelled_run}", "corpus.label=null", f"output={tmp_path / 'a'}")
+    assert result.exit_code == 2, result.output
+    assert "the trained run was trained with labels, this corpus has none" in result.stderr
+    (tmp_path / "two.tsv").write_text("name\tcommunity\nVigo\tGalicia\nLeón\tCastilla y León\n", "utf-8")
+    result = invoke("run", config, f"init_from={labelled_run}", f"corpus.file={tmp_path / 'two.tsv'}",
+                    f"output={tmp_path / 'b'}")
+    assert result.exit_code == 2 and "the trained run's labels (Castilla y León, Cataluña, Galicia, País Vasco) " \
+        "are not this corpus's (Castilla y León, Galicia)" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 # --- sampling, scoring and classifying by label ---------------------------------------------
@@ -299,5 +411,10 @@ def test_bench_measures_the_price_of_a_label(invoke):
     result = invoke("bench", "--corpus", "ciudades", "--seconds", "0.4", "--hidden", "8", "--labels", "3", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["labelled"]["labels"] == 3 and len(report["labelled"]["ratios_per_turn"]) == 4
-    assert report["ratios"]["labelled_vs_letras"] > 0
+    labelled = report["labelled"]
+    assert labelled["labels"] == 3 and len(labelled["ratios_per_turn"]) == labelled["turns"] == 20
+    assert labelled["steps_per_turn"] >= 4 and labelled["quartiles"][0] <= labelled["speed_ratio"]
+    assert report["ratios"]["labelled_vs_letras"] == labelled["speed_ratio"] > 0
+    text = invoke("bench", "--corpus", "ciudades", "--seconds", "0.2", "--hidden", "8", "--labels", "2",
+                  "--label-dim", "6", "--label-state")
+    assert "(label_dim 6, label_state; median of 20 turns" in text.stdout

@@ -31,10 +31,13 @@ def load_corpus(name: str) -> tuple[str, list[str]]:
     return name, components("corpus").get(name).build().words()
 
 
-def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device, num_labels: int = 0) -> Any:
+def make_model(cell: str, vocab_size: int, hidden: int, device: torch.device, num_labels: int = 0,
+               **label_options: Any) -> Any:
+    """The generator benchmarked; ``label_options`` (label_dim, label_state) shape its labels."""
     torch.manual_seed(0)
     labelled = {"num_labels": num_labels} if num_labels else {}
-    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING, **labelled)
+    model = components("model").get(cell).build(vocab_size, hidden_size=hidden, embedding_dim=EMBEDDING,
+                                                **label_options, **labelled)
     return model.to(device)
 
 
@@ -111,39 +114,89 @@ def plain_loop(model: Any, encoded: list[list[int]], batch_size: int, device: to
 
 
 def letras_trainer(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int,
-                   seconds: float, device: torch.device, precision: str = "fp32", labels: int = 0) -> tuple[float, Any]:
+                   seconds: float, device: torch.device, precision: str = "fp32") -> tuple[float, Any]:
     """The word-reset trainer as a user runs it, for ``seconds``, no validation, no checkpoints.
 
     The learning rate is annealed (cosine) over the time, as ``names-lstm`` does, so the model
     the sampling is timed on has settled: at a constant rate the words it drew were 11.5 to
     16.9 characters long from one run to the next, wherever training happened to stop, and
-    words/s moved with them; annealed, they are as long as the corpus's.
-
-    With ``labels``, word i has label i mod ``labels`` and the model is conditioned on them:
-    the price of a label in training speed."""
-    model = make_model(cell, vocab_size, hidden, device, labels)
+    words/s moved with them; annealed, they are as long as the corpus's."""
+    model = make_model(cell, vocab_size, hidden, device)
     trainer = components("trainer").get("word-reset").build(
         epochs=1_000_000, batch_size=batch_size, lr=0.003, schedule="cosine", val_fraction=0.0,
         max_seconds=seconds, device=str(device), precision=precision, log_every=1_000_000)
-    run = TrainingRun(seed=0, labels=[i % labels for i in range(len(encoded))] if labels else None)
+    run = TrainingRun(seed=0)
     trainer.fit(model, encoded, run)
     chars = sum(m["chars"] for m in run.history)
     train_seconds = sum(m["chars"] / m["chars_per_s"] for m in run.history)
     return chars / train_seconds, model
 
 
+MIN_STEPS_PER_TURN = 4  # fewer, and a turn is at the mercy of one slow step: a slow machine takes longer
+
+
 def label_cost(cell: str, hidden: int, vocab_size: int, encoded: list[list[int]], batch_size: int, seconds: float,
-               device: torch.device, precision: str, labels: int, turns: int = 4) -> dict[str, Any]:
-    """Training characters/s with ``labels`` labels and without, in ``turns`` alternating turns
-    of ``seconds / turns`` each: on a machine others share, both see the same load."""
-    rates: dict[int, list[float]] = {0: [], labels: []}
-    for _ in range(turns):
-        for n in (0, labels):
-            rates[n].append(letras_trainer(cell, hidden, vocab_size, encoded, batch_size, seconds / turns, device,
-                                           precision, n)[0])
-    return {"labels": labels, "turns": turns, "chars_per_s": sum(rates[labels]) / turns,
-            "without_chars_per_s": sum(rates[0]) / turns,
-            "ratios_per_turn": [a / b for a, b in zip(rates[labels], rates[0])]}
+               device: torch.device, precision: str, labels: int, turns: int = 20, **label_options: Any,
+               ) -> dict[str, Any]:
+    """The price of ``labels`` labels on a training step: the trainer's length-grouped batches
+    (word i has label i mod ``labels``) through the model with labels and without, the same
+    batches in the same order, summed loss, backward and an Adam step, as the trainer takes.
+
+    On a machine others share the load changes from one second to the next, so the two are
+    timed side by side in ``turns`` short turns, each timing both, with labels first in one
+    turn and second in the next (a load that rises through a turn favours neither), each
+    long enough (about ``seconds / turns``) to hold several steps; the figure is the median
+    of the turns' ratios. Before timing, every batch shape goes once through each model: oneDNN
+    builds its kernels for each new shape, and that cost belongs to neither. A turn holds at
+    least MIN_STEPS_PER_TURN steps, so on a slow machine this takes longer than ``seconds``."""
+    import statistics
+
+    data = WordBatches(encoded, device, labels=[i % labels for i in range(len(encoded))])
+    batches = list(data.labelled_batches(batch_size, generator=torch.Generator().manual_seed(0)))
+    steps = {n: _training_step(make_model(cell, vocab_size, hidden, device, n, **label_options), batches, device,
+                               precision, n > 0)
+             for n in (0, labels)}
+    for n in (0, labels):  # the warm-up: every shape once
+        steps[n](0, len(batches))
+    per_step = sum(steps[n](0, MIN_STEPS_PER_TURN) for n in (0, labels)) / (2 * MIN_STEPS_PER_TURN)
+    k = max(MIN_STEPS_PER_TURN, round(seconds / turns / 2 / max(per_step, 1e-9)))  # steps per turn
+    times: dict[int, list[float]] = {0: [], labels: []}
+    for turn in range(turns):
+        for n in ((labels, 0) if turn % 2 == 0 else (0, labels)):
+            times[n].append(steps[n](turn * k, k))
+    ratios = [without / with_ for with_, without in zip(times[labels], times[0])]  # speed with / without
+    chars = sum(int(b[2]) for turn in range(turns) for b in _turn(batches, turn * k, k))
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"labels": labels, **label_options, "turns": turns, "steps_per_turn": k,
+            "chars_per_s": chars / sum(times[labels]), "without_chars_per_s": chars / sum(times[0]),
+            "speed_ratio": statistics.median(ratios), "quartiles": [quartiles[0], quartiles[2]],
+            "ratios_per_turn": ratios}
+
+
+def _turn(batches: list[Any], start: int, k: int) -> list[Any]:
+    return [batches[(start + i) % len(batches)] for i in range(k)]
+
+
+def _training_step(model: Any, batches: list[Any], device: torch.device, precision: str,
+                   labelled: bool) -> Callable[[int, int], float]:
+    """``run(start, k)``: the seconds ``k`` training steps take on the batches from ``start`` on."""
+    from letras.core.batching import loss_sum
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+
+    def run(start: int, k: int) -> float:
+        sync(device)
+        begin = time.perf_counter()
+        for inputs, targets, _, labels, _ in _turn(batches, start, k):
+            with autocast(device, precision):
+                loss = loss_sum(model, inputs, targets, labels if labelled else None)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        sync(device)
+        return time.perf_counter() - begin
+
+    return run
 
 
 def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.device,
@@ -167,11 +220,12 @@ def sampling_rate(model: Any, tokenizer: Any, seconds: float, device: torch.devi
 
 
 def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, seconds: float,
-                  device: str = "cpu", precision: str = "fp32", labels: int = 0,
+                  device: str = "cpu", precision: str = "fp32", labels: int = 0, label_dim: int = 16,
+                  label_state: bool = False,
                   progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Every loop and the sampling in the same ``precision`` (fp32, bf16, or auto: bf16 where the
-    device has it). With ``labels``, the letras trainer also trains with that many labels and
-    without, in alternating turns (``label_cost``): the price of a label."""
+    device has it). With ``labels``, training steps with that many labels and without, in
+    alternating turns (``label_cost``): the price of a label."""
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device, setting="--precision {}")
     name, words = load_corpus(corpus)
@@ -194,8 +248,9 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
     letras_padding = _grouped_padding(encoded, batch_size)
     labelled = None
     if labels:
-        progress(f"letras trainer with and without {labels} labels, in turns: {2 * seconds:g} s ...")
-        labelled = label_cost(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels)
+        progress(f"training steps with and without {labels} labels, in turns: {seconds:g} s ...")
+        labelled = label_cost(cell, hidden, vocab, encoded, batch_size, seconds, torch_device, precision, labels,
+                              label_dim=label_dim, label_state=label_state)
     progress(f"sampling: {2 * min(seconds, 2):g} s ...")
     words_per_s, chars_per_s = sampling_rate(model, tokenizer, min(seconds, 2.0), torch_device, precision,
                                              count=SAMPLED_PER_CALL)
@@ -209,8 +264,7 @@ def run_benchmark(*, corpus: str, cell: str, hidden: int, batch_size: int, secon
         "plain": {"chars_per_s": plain, "padding": waste[0] / max(waste[1], 1)},
         "letras": {"chars_per_s": fast, "padding": letras_padding},
         "ratios": {"letras_vs_notes": fast / notes, "letras_vs_plain": fast / plain,
-                   **({"labelled_vs_letras": labelled["chars_per_s"] / labelled["without_chars_per_s"]}
-                      if labelled else {})},
+                   **({"labelled_vs_letras": labelled["speed_ratio"]} if labelled else {})},
         **({"labelled": labelled} if labelled else {}),
         "sampling": {"batch": 1000, "words_per_call": SAMPLED_PER_CALL, "words_per_s": words_per_s,
                      "chars_per_s": chars_per_s, "one_batch_per_call_words_per_s": one_batch,

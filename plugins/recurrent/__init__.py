@@ -35,6 +35,8 @@ class RecurrentOptions:
                        "letters of a word (variational dropout), faster on a CPU and better on names.txt")
     label_dim: int = option(16, min=1, help="size of the label embedding concatenated to every letter's, "
                                             "when the corpus has labels (docs/labels.md); unused otherwise")
+    label_state: bool = option(False, help="with labels, also start each word's hidden state from its label "
+                                           "(a linear map of the label embedding) instead of zeros")
 
     def adapt(self, stats: CorpusStats) -> Optional[str]:
         """Resolve the ``auto`` values for this list (letras.core.adapt); a note of the choices."""

@@ -14,6 +14,7 @@ from letras.core.cells import LayerStack, WordDropout
 from letras.core.options import given
 
 from . import GeneratorOptions, RecurrentOptions
+from .label_state import LabelState
 
 BUILTIN = "letras.plugins.recurrent"
 
@@ -49,6 +50,8 @@ class Generator(nn.Module):
         self.cell = _build_cell(o, input_size)
         self.dropout = WordDropout(o.dropout) if o.dropout_mask == "word" else nn.Dropout(o.dropout)
         self.head = nn.Linear(o.hidden_size, vocab_size)
+        # the label also makes the state each word starts from (label_state.py)
+        self.label_state = LabelState(self.cell, input_size, o.label_dim) if num_labels and o.label_state else None
 
     def forward(self, ids: torch.Tensor, state: Any = None, labels: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, Any]:
@@ -58,7 +61,10 @@ class Generator(nn.Module):
         else:
             x = self.dropout(self.embedding(ids))  # (B, T, E)
         if self.label_embedding is not None:
-            x = torch.cat([x, self._labels(labels, ids.shape[1]).to(x.dtype)], dim=-1)  # (B, T, E + D)
+            vectors = self._labels(labels)  # (B, D)
+            x = torch.cat([x, vectors[:, None, :].expand(-1, ids.shape[1], -1).to(x.dtype)], dim=-1)  # (B, T, E + D)
+            if state is None and self.label_state is not None:
+                state = self.label_state(vectors.to(x.dtype))
         elif labels is not None:
             raise ValueError("this model was trained without labels")
         out, state = self.cell(x, state)  # (B, T, H)
@@ -66,15 +72,15 @@ class Generator(nn.Module):
         return logits, state
 
 
-    def _labels(self, labels: torch.Tensor | None, length: int) -> torch.Tensor:
-        """The label embedding of each word, repeated at each of ``length`` positions: (B, T, D)."""
+    def _labels(self, labels: torch.Tensor | None) -> torch.Tensor:
+        """The label embedding of each word: (B, D)."""
         if labels is None:
             raise ValueError("this model was trained with labels: give each word's label")
         if labels.is_floating_point():  # a blend: the weighted mean of the label embeddings
             vectors = labels @ self.label_embedding.weight
         else:
             vectors = self.label_embedding(labels)
-        return vectors[:, None, :].expand(-1, length, -1)
+        return vectors
 
 
 def _build_cell(o: GeneratorOptions, input_size: int) -> nn.Module:

@@ -62,6 +62,10 @@ class WordResetOptions:
     reduction: Literal["mean", "sum"] = option(
         "mean", help="loss per step: mean over letters, or the notes' sum over letters")
     group_by_length: bool = option(True, help="batch words of similar length together (less padding)")
+    weighting: Literal["sample", "loss"] = option(
+        "sample", help="a corpus with weights: sample draws each epoch's words with replacement in proportion to "
+                       "their weights; loss multiplies each word's loss by its weight, every word seen once an "
+                       "epoch (docs/labels.md, Weights)")
 
     def adapt(self, stats: CorpusStats) -> Optional[str]:
         """Resolve the ``auto`` values for this list (letras.core.adapt); a note of the choices."""

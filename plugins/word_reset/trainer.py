@@ -129,7 +129,8 @@ class _Loop:
         loss_total = torch.tensor(loss_total, device=self.device)  # summed on the device: no sync per step
         out_of_time = False
         batches = self.train.labelled_batches(o.batch_size, generator=self.generator,
-                                              group_by_length=o.group_by_length, shard=(run.world.rank, run.world.size))
+                                              group_by_length=o.group_by_length, shard=(run.world.rank, run.world.size),
+                                              draw_by_weight=o.weighting == "sample")
         for i, batch in enumerate(batches):
             if i < self.skip:
                 continue  # trained before the interruption this run resumes from
