@@ -418,3 +418,26 @@ def test_bench_measures_the_price_of_a_label(invoke):
     text = invoke("bench", "--corpus", "ciudades", "--seconds", "0.2", "--hidden", "8", "--labels", "2",
                   "--label-dim", "6", "--label-state")
     assert "(label_dim 6, label_state; median of 20 turns" in text.stdout
+
+
+def test_a_weighted_run_saved_before_trainer_weighting_resumes_as_it_began(tmp_path):
+    """Before trainer.weighting (whose default is now sample) a weighted run weighted the loss:
+    resumed, it goes on weighting the loss, to the same weights as an unbroken run."""
+    (tmp_path / "w.csv").write_text("word,count\nAbc,50\nXyz,1\nAbd,3\nXya,2\n", "utf-8")
+    corpus = {"name": "table", "file": str(tmp_path / "w.csv"), "weight": "count"}
+    trainer = {"batch_size": 2, "val_fraction": 0.0, "weighting": "loss"}
+    train_tiny(tmp_path / "whole", corpus=corpus, trainer={**trainer, "epochs": 2})
+    train_tiny(tmp_path / "old", corpus=corpus, trainer={**trainer, "epochs": 1})
+    path = tmp_path / "old" / "checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    del saved["config"]["trainer"]["weighting"], saved["trainer_state"]["weighting"]
+    torch.save(saved, path)
+    config_file = tmp_path / "old" / "config.yaml"
+    lines = config_file.read_text("utf-8").splitlines(keepends=True)
+    config_file.write_text("".join(line for line in lines if line.strip() != "weighting: loss"), "utf-8")
+    config = load_config(str(config_file), ["trainer.epochs=2"])
+    assert config["trainer"].options.weighting == "sample"  # what the config now says, by default
+    train(config, resume=True)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    resumed = torch.load(path, weights_only=True)["model"]
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)

@@ -108,8 +108,11 @@ class _Loop:
         self.kept = saved.get("kept")  # keep: best: the best epoch's weights so far
         self.start = time.monotonic() - saved.get("seconds", 0.0)
         self.partial = (saved.get("loss_total", 0.0), saved.get("chars", 0))  # of the epoch it stopped in
+        self.weighting = self.options.weighting
         if not saved:
             return
+        # a run saved before trainer.weighting existed weighted the loss: it goes on as it began
+        self.weighting = saved.get("weighting", "loss")
         try:
             self.optimizer.load_state_dict(saved["optimizer"])
         except ValueError as error:  # e.g. saved by a letras that grouped the parameters otherwise
@@ -130,7 +133,7 @@ class _Loop:
         out_of_time = False
         batches = self.train.labelled_batches(o.batch_size, generator=self.generator,
                                               group_by_length=o.group_by_length, shard=(run.world.rank, run.world.size),
-                                              draw_by_weight=o.weighting == "sample")
+                                              draw_by_weight=self.weighting == "sample")
         for i, batch in enumerate(batches):
             if i < self.skip:
                 continue  # trained before the interruption this run resumes from
@@ -230,7 +233,7 @@ class _Loop:
         """What a checkpoint keeps of the loop, so that a resumed run goes on exactly."""
         return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epochs_done, "step": self.step, "batch": batch, "order": order,
-                "loss_total": float(loss_total), "chars": chars,
+                "loss_total": float(loss_total), "chars": chars, "weighting": self.weighting,
                 "seconds": time.monotonic() - self.start, "best_val": self.best, "stale": self.stale,
                 **({"kept": self.kept} if self.kept is not None else {}),
                 # inside averaged(): the weights training goes on from
