@@ -18,7 +18,7 @@ from letras.plugins.corpora import municipios
 run = load_run(sys.argv[1])
 per_label = int(next((a for a in sys.argv[2:] if a.isdigit()), 2000))
 temperature = {k: float(v) for k, _, v in (a.partition("=") for a in sys.argv[2:] if "=" in a)}  # else the run's
-corpus = municipios("community")
+corpus = municipios(label="community")
 known = defaultdict(set)
 for w, l in zip(corpus.words(), corpus.labels()):
     known[w].add(l)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from letras.core import LabelledWords, hookimpl, option
+from letras.core.options import given
 from letras.core.wordfile import read_words
 
 from .table import TableOptions
@@ -40,8 +41,9 @@ class MunicipiosOptions:
                      "a name two regions share is then a word of each")
 
 
-def municipios(label: str = "none") -> WordList | LabelledWords:
+def municipios(options: MunicipiosOptions | None = None, **values: Any) -> WordList | LabelledWords:
     """8,238 Spanish municipality names (INE, 2021); attribution in letras/plugins/data/SOURCES.md."""
+    label = given(MunicipiosOptions, options, values).label
     data = resources.files("letras.plugins").joinpath("data")
     if label == "none":
         return WordList(data.joinpath("es_municipios.txt").read_text("utf-8").splitlines())

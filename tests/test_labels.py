@@ -86,8 +86,8 @@ def test_a_table_read_by_eval_names_evals_flags(tmp_path):
 def test_municipios_labelled_by_community_and_province():
     from letras.plugins.corpora import municipios
 
-    assert municipios().words() == municipios("none").words()  # unchanged without a label
-    community, province = municipios("community"), municipios("province")
+    assert municipios().words() == municipios(label="none").words()  # unchanged without a label
+    community, province = municipios(label="community"), municipios(label="province")
     assert len(set(community.labels())) == 19 and len(set(province.labels())) == 52
     assert dict(zip(community.words(), community.labels()))["Sanxenxo"] == "Galicia"
     assert set(community.words()) == set(municipios().words())

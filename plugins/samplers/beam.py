@@ -8,6 +8,7 @@ import torch
 
 from letras.core import LetrasError
 from letras.core.batching import evaluating
+from letras.core.options import given
 
 from . import BeamOptions
 from .rows import select_rows
@@ -21,9 +22,7 @@ class BeamSampler:
 
     def __init__(self, options: BeamOptions | None = None, **values: Any):
         """Built with its validated ``BeamOptions`` (``values`` for one made by hand in Python)."""
-        if options is not None and values:
-            raise TypeError("give the options object or option values, not both")
-        self.options = options if options is not None else BeamOptions(**values)
+        self.options = given(BeamOptions, options, values)
         o = self.options
         self.width, self.count, self.max_length, self.prefix = o.width, o.count, o.max_length, o.prefix
 

@@ -10,6 +10,7 @@ import torch
 
 from letras.core import UsageError
 from letras.core.batching import evaluating
+from letras.core.options import given
 
 from . import GreedyOptions, TemperatureOptions, prefix_tree
 from .rows import place_rows, select_rows
@@ -280,9 +281,7 @@ class GreedySampler:
     options_class: type = GreedyOptions
 
     def __init__(self, options: Any = None, **values: Any):
-        if options is not None and values:
-            raise TypeError("give the options object or option values, not both")
-        self.options = options if options is not None else self.options_class(**values)
+        self.options = given(self.options_class, options, values)
 
     def transform(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits (B, V) of the distribution this sampler draws from: -inf but at the
