@@ -104,7 +104,8 @@ def draw_particles(model: Any, tokenizer: Any, transform: Callable[[torch.Tensor
                    batch_size: int | None, generator: torch.Generator | None, mask: Any) -> list[str] | None:
     """``count`` words that meet ``mask``'s constraints, each chosen among ``particles``
     particles (see the module's docstring); ``batch_size`` rows at a time (at least one group).
-    None for a model whose state is not laid out like nn.RNN's: its rows cannot be copied."""
+    None for a model whose state is not laid out like nn.RNN's (its rows cannot be copied) or
+    whose first state is not zeros (a label's initial state)."""
     prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
@@ -114,13 +115,24 @@ def draw_particles(model: Any, tokenizer: Any, transform: Callable[[torch.Tensor
     with evaluating(model):
         # every particle first reads the prefix's last token (the boundary if none) from the
         # state before it, so that a group's first letter comes from the batch's own call
-        before = model(start[:, :-1])[1] if prefix_ids else blank_rows(model(start)[1], 1)
+        before = model(start[:, :-1])[1] if prefix_ids else _zero_state(model, start)
         if before is None or select_rows(before, torch.zeros(1, dtype=torch.long, device=device), 1) is None:
             return None
         groups = max(1, min(count, (batch_size or count * particles) // particles))
         p = _Particles.begin(particles, groups, steps, before, int(start[0, -1]), mask.start(prefix_ids))
         _run(model, transform, p, words, mask, steps, boundary, generator, no_prefix=not prefix_ids)
     return decode_words(tokenizer, prefix, words, boundary)
+
+
+def _zero_state(model: Any, start: torch.Tensor) -> Any:
+    """The state before a word's first token, as zeros, where the model's own first state
+    (``h0=None``) is zeros; None where it is not (a label's initial state, ``label_state``),
+    which the particles cannot copy from rows, so the words are steered instead."""
+    logits, state = model(start)
+    zeros = blank_rows(state, 1)
+    if zeros is None or not torch.allclose(model(start, zeros)[0], logits):
+        return None
+    return zeros
 
 
 def _run(model: Any, transform: Callable[[torch.Tensor], torch.Tensor], p: _Particles, words: torch.Tensor,
