@@ -261,9 +261,9 @@ def nested_options(options_cls: type | None) -> list[tuple[str, str, str]]:
     """The (options field, component field, component kind) triples of an options class:
     ``("cell_options", "cell", "cell")`` where ``cell_options`` holds the options of the
     cell that the field ``cell`` names."""
-    kinds = dict(component_fields(options_cls))
     if options_cls is None:
         return []
+    kinds = dict(component_fields(options_cls))
     return [(f.name, f.metadata["options_of"], kinds[f.metadata["options_of"]])
             for f in dataclasses.fields(options_cls) if f.metadata.get("options_of") in kinds]
 

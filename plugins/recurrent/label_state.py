@@ -29,9 +29,8 @@ class LabelState(nn.Module):
             _, state = cell(torch.zeros(1, 1, input_size))  # one word, one letter: the state's layout
         self.shapes = _layout(state)
         self.tuple = not isinstance(state, torch.Tensor)
-        sizes = [math.prod(shape) for shape in self.shapes]
-        self.sizes = sizes
-        self.project = nn.Linear(label_dim, sum(sizes))
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.project = nn.Linear(label_dim, sum(self.sizes))
         nn.init.zeros_(self.project.weight)
         nn.init.zeros_(self.project.bias)
 
