@@ -43,39 +43,96 @@ class LabelMixture(nn.Module):
     rule as letters are read. With the labels' shares of the corpus as weights, this is the model
     of the whole corpus.
 
-    The state holds each label's state, the log-weights (1, B, L) and the last position's
-    log-probabilities (1, B, L, V): all with the batch at dimension 1, so samplers can drop
-    and reorder words as they do with nn.RNN's state.
+    With ``guidance`` g > 0, each letter's log-probability becomes (1 + g) log P(letter | so
+    far, weights) - g log P(letter | so far, whole corpus): the letters that tell the asked
+    labels apart from the rest weigh more. Letter by letter this draws from P(word | label)
+    P(label | word)^g, up to each step's normalisation: classifier-free guidance (Ho and
+    Salimans, 2022; for language models, Sanchez et al., 2023), whose unconditional model is
+    here the exact mixture of the labels by ``priors``. ``embedding`` guides a blend of label
+    embeddings (weights over the labels) instead of the mixture ``weights``.
+
+    The model reads R label inputs per word: the labels that have weight, and the blended
+    embedding if any. The state holds each input's state, the log-weights (1, B, P, R) of the
+    P mixtures read (the asked one, and the whole corpus under guidance) and the last position's
+    log-probabilities (1, B, R, V): all with the batch at dimension 1, so samplers can drop and
+    reorder words as they do with nn.RNN's state.
     """
 
-    def __init__(self, model: nn.Module, weights: Sequence[float]):
+    def __init__(self, model: nn.Module, weights: Sequence[float], *, guidance: float = 0.0,
+                 priors: Sequence[float] | None = None, embedding: Sequence[float] | None = None):
         super().__init__()
         self.model = model
-        log = [math.log(w) if w > 0 else float("-inf") for w in weights]
-        self.register_buffer("log_weights", torch.tensor(log), persistent=False)
-        self.active = [i for i, w in enumerate(weights) if w > 0]  # labels of weight 0 are never read
+        self.guidance = guidance
+        mixtures = [list(weights)] if not guidance else [list(weights), list(priors)]
+        labels = [i for i in range(len(weights)) if any(m[i] > 0 for m in mixtures)]  # weight 0: never read
+        inputs: torch.Tensor = torch.tensor(labels)
+        mixtures = [[m[i] for i in labels] for m in mixtures]
+        if embedding is not None:  # the blend is one more input, the asked mixture's only one
+            inputs = torch.cat([torch.tensor([embedding]), torch.eye(len(weights))[labels]])
+            mixtures = [[1.0] + [0.0] * len(labels)] + [[0.0] + m for m in mixtures[1:]]
+        log = [[math.log(w) if w > 0 else float("-inf") for w in m] for m in mixtures]
+        self.register_buffer("inputs", inputs, persistent=False)  # (R,) label ids, or (R, labels) blends
+        self.register_buffer("log_weights", torch.tensor(log), persistent=False)  # (P, R)
+        self.batched = True
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         B, T = ids.shape
+        R = len(self.inputs)
         if state is None:
-            states, last = [None] * len(self.active), None
-            log_w = self.log_weights[self.active].to(ids.device).expand(B, -1)
+            states, last = [None] * R, None
+            log_w = self.log_weights.to(ids.device).expand(B, -1, -1)
         else:
             states, log_w, last = list(state[0]), state[1][0], state[2][0]
+        logp, new_states = self._every_input(ids, states)  # (B, R, T, V)
+        # log P(letter read at t | letters before, input): the first from the previous call, if any
+        read = logp[:, :, :-1].gather(-1, ids[:, None, 1:, None].expand(-1, R, -1, 1)).squeeze(-1)
+        first = torch.zeros(B, R, 1, device=ids.device) if last is None else \
+            last.gather(-1, ids[:, None, :1].expand(-1, R, 1))
+        seen = torch.cat([first, read], dim=2).cumsum(dim=2)  # (B, R, T): log P(letters so far | input)
+        posterior = log_w[..., None] + seen[:, None]  # (B, P, R, T)
+        posterior = posterior - torch.logsumexp(posterior, dim=2, keepdim=True)
+        mixed = torch.logsumexp(posterior[..., None] + logp[:, None], dim=2)  # (B, P, T, V): log-probabilities
+        out = mixed[:, 0] if not self.guidance else (1 + self.guidance) * mixed[:, 0] - self.guidance * mixed[:, 1]
+        return out, (tuple(new_states), posterior[None, ..., -1], logp[None, :, :, -1])
+
+    def _every_input(self, ids: torch.Tensor, states: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """Each label input's log-probabilities (B, R, T, V) and states: in one call of the
+        model, the batch repeated once per input, when its state has the batch at dimension 1
+        (as nn.RNN's has); else one call per input."""
+        B, R = ids.shape[0], len(self.inputs)
+        inputs = self.inputs.to(ids.device)
+        if self.batched:
+            joined = None if states[0] is None else _join(states)
+            logits, state = self.model(ids.repeat(R, 1), joined, labels=inputs.repeat_interleave(B, dim=0))
+            parts = _split(state, R, B)
+            if parts is not None:
+                return torch.log_softmax(logits.float(), dim=-1).unflatten(0, (R, B)).transpose(0, 1), parts
+            self.batched = False  # a state laid out otherwise: only the first call gets here
         logps, new_states = [], []
-        for label, s in zip(self.active, states):
-            logits, s = self.model(ids, s, labels=torch.full((B,), label, dtype=torch.long, device=ids.device))
+        for label, s in zip(inputs, states):
+            logits, s = self.model(ids, s, labels=label.expand(B, *label.shape))
             logps.append(torch.log_softmax(logits.float(), dim=-1))
             new_states.append(s)
-        logp = torch.stack(logps, dim=1)  # (B, L, T, V)
-        # log P(letter read at t | letters before, l): the first from the previous call, if any
-        read = logp[:, :, :-1].gather(-1, ids[:, None, 1:, None].expand(-1, len(self.active), -1, 1)).squeeze(-1)
-        first = torch.zeros(B, len(self.active), 1, device=ids.device) if last is None else \
-            last.gather(-1, ids[:, None, :1].expand(-1, len(self.active), 1))
-        posterior = log_w[:, :, None] + torch.cat([first, read], dim=2).cumsum(dim=2)  # (B, L, T)
-        posterior = posterior - torch.logsumexp(posterior, dim=1, keepdim=True)
-        mixed = torch.logsumexp(posterior[..., None] + logp, dim=1)  # (B, T, V): log-probabilities
-        return mixed, (tuple(new_states), posterior[None, :, :, -1], logp[None, :, :, -1])
+        return torch.stack(logps, dim=1), new_states
+
+
+def _join(states: list[Any]) -> Any:
+    """States laid out alike, one after the other along the batch (dimension 1)."""
+    if isinstance(states[0], torch.Tensor):
+        return torch.cat(states, dim=1)
+    return type(states[0])(_join(list(parts)) for parts in zip(*states))
+
+
+def _split(state: Any, parts: int, batch: int) -> list[Any] | None:
+    """``state`` of ``parts`` x ``batch`` words cut into ``parts`` states along dimension 1;
+    None if a tensor of it does not hold the batch there."""
+    if isinstance(state, torch.Tensor):
+        fits = state.dim() >= 2 and state.shape[1] == parts * batch
+        return list(state.split(batch, dim=1)) if fits else None
+    if isinstance(state, (tuple, list)):
+        cut = [_split(s, parts, batch) for s in state]
+        return None if any(c is None for c in cut) else [type(state)(c[i] for c in cut) for i in range(parts)]
+    return None
 
 
 @dataclasses.dataclass
@@ -138,7 +195,7 @@ BLENDS = ("mixture", "embedding")
 
 
 def conditioned_model(model: nn.Module, labels: LabelSet | None, label: str | dict[str, float] | None,
-                      blend: str = "mixture", where: str = "--label") -> nn.Module:
+                      blend: str = "mixture", where: str = "--label", guidance: float = 0.0) -> nn.Module:
     """``model`` reading ``label`` (a name, ``A=0.7,B=0.3`` or a dict), as ``TrainedModel.conditioned``
     describes; the model itself for a run without labels."""
     from .errors import UsageError
@@ -150,9 +207,14 @@ def conditioned_model(model: nn.Module, labels: LabelSet | None, label: str | di
             raise UsageError("this run was trained without labels", where=where,
                              hint="train on a labelled corpus (docs/labels.md)")
         return model
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise UsageError(f"guidance must be a number of at least 0, got {guidance}", where="--guidance")
     if label is None:
-        return LabelMixture(model, labels.priors())
+        return LabelMixture(model, labels.priors())  # the whole corpus: nothing to guide towards
     weights = labels.blend(label, where)
+    if guidance:
+        embedding = weights if blend == "embedding" and max(weights) < 1.0 else None
+        return LabelMixture(model, weights, guidance=guidance, priors=labels.priors(), embedding=embedding)
     if max(weights) == 1.0:
         return LabelBound(model, weights.index(1.0))
     return LabelMixture(model, weights) if blend == "mixture" else LabelBound(model, weights)

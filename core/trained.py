@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 from . import config as cfg
 from .assemble import build_model, load_corpus, load_words
 from .errors import LetrasError, UsageError
-from .labels import LabelSet
+from .labels import DEFAULT_GUIDANCE, LabelSet
 from .plugins import get_host
 from .rundir import CHECKPOINTS, RunDir
 from .devices import autocast, resolve_device, resolve_precision
@@ -48,7 +48,7 @@ class TrainedModel:
                ban: Sequence[str] = (), ban_exact: bool = False, exclude: Iterable[str] = (),
                min_length: int | None = None, novel: bool = False, unique: bool = False,
                exact: bool = False, max_draws: int | None = None, label: str | dict[str, float] | None = None,
-               blend: str = "mixture", **options: Any) -> list[str]:
+               blend: str = "mixture", guidance: float = DEFAULT_GUIDANCE, **options: Any) -> list[str]:
         """Words from the run's sampler; ``options`` override its config (count, prefix, ...).
         ``precision`` bf16 (or auto: bf16 where the device has it) drew about 20% more words/s
         on a CPU with AVX512-BF16, 1,000 at a time; fp32 keeps the probabilities exact.
@@ -63,11 +63,12 @@ class TrainedModel:
         conditioned on them), at most ``max_draws`` draws.
 
         ``label`` (a labelled run): ``"Galicia"``, or a blend ``"Galicia=0.7,Andalucía=0.3"``
-        (or a dict) made by ``blend`` (see ``conditioned``); without, the whole corpus."""
+        (or a dict) made by ``blend`` (see ``conditioned``), leaning towards it by ``guidance``;
+        without, the whole corpus."""
         from .constrained import default_max_draws, draw_exact, draw_steered, takes_constraint
         from .constraints import Constraints
 
-        model = self.conditioned(label, blend)
+        model = self.conditioned(label, blend, guidance=guidance)
         sampler, sampler_options = self._sampler(options)
         constrained = (suffix or contains or pattern is not None or ban or exclude or min_length
                        or novel or unique or exact)
@@ -112,16 +113,21 @@ class TrainedModel:
             return sampler.sample(model, self.tokenizer, seed=seed, device=torch_device, **extra)
 
     def conditioned(self, label: str | dict[str, float] | None = None, blend: str = "mixture",
-                    where: str = "--label") -> Any:
+                    where: str = "--label", guidance: float = 0.0) -> Any:
         """The model as samplers and scoring call it, ``model(ids, state)``, reading ``label``.
 
         A blend of labels is a ``mixture`` of their word distributions (letter by letter, each
         label weighted by how well it explains the letters so far), or an ``embedding`` made
         of their label embeddings, weighted. docs/labels.md compares the two. A labelled run
-        without a label is the mixture of all labels by their share of the corpus's words."""
+        without a label is the mixture of all labels by their share of the corpus's words.
+
+        ``guidance`` g > 0 leans a label's words towards it and away from the other labels:
+        each letter's log-probability is (1 + g) times the label's minus g times the whole
+        corpus's, so words are drawn about in proportion to P(word | label) P(label | word)^g.
+        Scoring and explaining read the label as it is (g = 0)."""
         from .conditioning import conditioned_model
 
-        return conditioned_model(self.model, self.labels, label, blend, where)
+        return conditioned_model(self.model, self.labels, label, blend, where, guidance)
 
     def with_sampler(self, name: str, **options: Any) -> TrainedModel:
         """The same model with another registered sampler (``greedy``, ``beam``, a plugin's),

@@ -18,6 +18,7 @@ from .errors import LetrasError
 from .plugins import get_host
 from .sampler_flags import check_declared, flag, sampler_values
 from .label_commands import read_eval_file, show_labelled_report
+from .labels import DEFAULT_GUIDANCE
 
 checkpoint_option = click.option(
     "--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
@@ -50,6 +51,9 @@ checkpoint_option = click.option(
               help="A run trained with labels: draw from LABEL, or a blend, e.g. 'Galicia=0.7,Andalucía=0.3'.")
 @click.option("--blend", type=click.Choice(["mixture", "embedding"]), default="mixture", show_default=True,
               help="How --label blends labels: a mixture of their words, or a mix of their embeddings.")
+@click.option("--guidance", type=click.FloatRange(min=0), default=DEFAULT_GUIDANCE, show_default=True,
+              help="With --label: how far words lean towards the label and away from the others, "
+                   "P(word | label) P(label | word)^G; 0 draws from the label as it is.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any option of the sampler, e.g. --sampler beam -o width=50.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
@@ -62,7 +66,7 @@ checkpoint_option = click.option(
 def sample(run_dir: str, min_length: int | None, suffix: str | None, contains: tuple[str, ...], pattern: str | None, exclude: tuple[str, ...],
            ban: tuple[str, ...], ban_exact: bool, novel: bool, unique: bool, exact: bool,
            max_draws: int | None, seed: int | None, sampler: str | None, label: str | None, blend: str,
-           extra: tuple[str, ...], fmt: str, device: str, precision: str, checkpoint: str,
+           guidance: float, extra: tuple[str, ...], fmt: str, device: str, precision: str, checkpoint: str,
            **sampler_flags: Any) -> None:
     """Generate words from a trained run; stdout holds exactly the words, one per line.
 
@@ -82,7 +86,7 @@ def sample(run_dir: str, min_length: int | None, suffix: str | None, contains: t
                    "exclude": [w for path in exclude for w in read_words(path)],
                    "min_length": min_length, "novel": novel, "unique": unique, "exact": exact,
                    "max_draws": max_draws}
-    labelled = {"label": label, "blend": blend}
+    labelled = {"label": label, "blend": blend, "guidance": guidance}
 
     trained = load_run(run_dir, checkpoint)
     options = sampler_values(click.get_current_context().command, sampler_flags)
@@ -96,7 +100,7 @@ def sample(run_dir: str, min_length: int | None, suffix: str | None, contains: t
         options[key.strip()] = cfg.parse_value(value)
         by_o.add(key.strip())
     with _spelled_as_given(by_o):
-        trained.conditioned(label, blend)  # an unknown label fails here, before anything is drawn
+        trained.conditioned(label, blend, guidance=guidance)  # an unknown label fails here, before any draw
         if sampler is not None:
             # another sampler takes only the options it declares, from the command line
             trained = trained.with_sampler(sampler, **options)

@@ -2,7 +2,7 @@
 accuracy, how many sampled words that exist carry the label they were drawn from, and the
 two blends compared by classifying their words.
 
-    python docs/labels_figures.py runs/municipios-regiones [WORDS_PER_LABEL] [--per-label] [temperature=T]
+    python docs/labels_figures.py runs/municipios-regiones [WORDS_PER_LABEL] [--per-label] [temperature=T] [guidance=G]
 
 The label-carrying share is given two ways: pooled over the same number of words drawn from
 every label (the issue's measure: Ceuta's and Melilla's single town weigh as much as
@@ -17,7 +17,7 @@ from letras.plugins.corpora import municipios
 
 run = load_run(sys.argv[1])
 per_label = int(next((a for a in sys.argv[2:] if a.isdigit()), 2000))
-temperature = {k: float(v) for k, _, v in (a.partition("=") for a in sys.argv[2:] if "=" in a)}  # else the run's
+options = {k: float(v) for k, _, v in (a.partition("=") for a in sys.argv[2:] if "=" in a)}  # else the defaults
 corpus = municipios(label="community")
 known = defaultdict(set)
 for w, l in zip(corpus.words(), corpus.labels()):
@@ -32,7 +32,7 @@ print(f"majority-label baseline {max(prior.values()) / sum(prior.values()):.3f}"
 hits = total = 0
 weighted = weight = 0.0
 for label, share in zip(run.labels.names, run.labels.priors()):
-    words = run.sample(label=label, count=per_label, seed=0, **temperature)
+    words = run.sample(label=label, count=per_label, seed=0, **options)
     existing = [w for w in words if w in known]
     carry = sum(label in known[w] for w in existing)
     hits, total = hits + carry, total + len(existing)
@@ -44,7 +44,7 @@ print(f"sampled with a label ({per_label} each) and in the list: {total} words, 
       f"label; weighted by the labels' shares {weighted / weight:.3f}")
 
 for blend in ("mixture", "embedding"):
-    words = run.sample(label="Galicia=0.7,Andalucía=0.3", blend=blend, count=500, seed=0)
+    words = run.sample(label="Galicia=0.7,Andalucía=0.3", blend=blend, count=500, seed=0, **options)
     result = run.classify(words)
     both = [dict(r.labels) for r in result if r.labels]
     share = [p["Galicia"] / (p["Galicia"] + p["Andalucía"]) for p in both]

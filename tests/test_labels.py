@@ -441,3 +441,46 @@ def test_a_weighted_run_saved_before_trainer_weighting_resumes_as_it_began(tmp_p
     whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
     resumed = torch.load(path, weights_only=True)["model"]
     assert all(torch.equal(whole[key], resumed[key]) for key in whole)
+
+
+def test_guidance_leans_each_letter_towards_the_label_by_bayes_rule():
+    """Guided by g, each letter's log-probability is (1 + g) log P(letter | so far, label) - g log
+    P(letter | so far), where the second is the mixture of the labels by their share, each label
+    weighted by how well it explains the letters so far: checked against brute force on a toy
+    whose every probability is known, at every position of every two-letter prefix."""
+    from toy_models import LabelledToyModel
+
+    from letras.core.conditioning import LabelMixture
+
+    table = torch.tensor([[[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.6, 0.2, 0.2]],   # label 0, after 0, 1, 2+ letters
+                          [[0.1, 0.3, 0.6], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]],   # label 1
+                          [[0.1, 0.45, 0.45], [0.4, 0.4, 0.2], [0.9, 0.05, 0.05]]])  # label 2
+    priors, g = torch.tensor([0.5, 0.3, 0.2]), 1.5
+    guided = LabelMixture(LabelledToyModel(table), [0.0, 1.0, 0.0], guidance=g, priors=priors.tolist())
+    for first in (1, 2):
+        for second in (1, 2):
+            ids = torch.tensor([[0, first, second]])
+            out, state = guided(ids[:, :2])  # and the last letter through the state, as samplers do
+            out = torch.cat([out, guided(ids[:, 2:], state)[0]], dim=1)
+            for t in range(3):
+                seen = table[:, :t].gather(2, ids[0, 1:t + 1].view(1, t, 1).expand(3, t, 1)).squeeze(-1).prod(dim=1)
+                posterior = priors * seen / (priors * seen).sum()  # P(label | letters so far)
+                whole = (posterior[:, None] * table[:, min(t, 2)]).sum(dim=0)
+                expected = (1 + g) * table[1, min(t, 2)].log() - g * whole.log()
+                assert out[0, t] == pytest.approx(expected, abs=1e-5), (first, second, t)
+    plain = LabelMixture(LabelledToyModel(table), [0.0, 1.0, 0.0])
+    assert plain(torch.tensor([[0, 1, 2]]))[0][0] == pytest.approx(table[1, [0, 1, 2]].log(), abs=1e-6)
+
+
+def test_guidance_from_the_cli_and_the_api(invoke, labelled_run):
+    trained = load_run(labelled_run)
+    for blend in ("mixture", "embedding"):
+        assert len(trained.sample(label="Galicia=0.7,Cataluña=0.3", blend=blend, guidance=3, count=4, seed=0)) == 4
+    assert trained.sample(label="Galicia", guidance=0, count=6, seed=2) != \
+        trained.sample(label="Galicia", guidance=4, count=6, seed=2)
+    result = invoke("sample", labelled_run, "--label", "Galicia", "--guidance", "-1")
+    assert result.exit_code == 2 and "--guidance" in result.stderr
+    with pytest.raises(UsageError, match="guidance must be a number of at least 0"):
+        trained.sample(label="Galicia", guidance=float("nan"))
+    ok = invoke("sample", labelled_run, "--label", "País Vasco", "--guidance", "1.5", "-n", "3", "--seed", "1")
+    assert ok.exit_code == 0 and len(ok.stdout.splitlines()) == 3, ok.output

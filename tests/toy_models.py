@@ -43,3 +43,21 @@ class BatchFirstModel(CountingModel):
     def forward(self, ids, state=None):
         logits, counted = super().forward(ids, None if state is None else state[None, :, :1])
         return logits, counted[0].expand(-1, 2)
+
+
+class LabelledToyModel(torch.nn.Module):
+    """A conditional model whose next-letter log-probabilities are ``table[label, n]`` after n
+    letters (n capped at the table's last row); the state counts the letters read."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = table.log()  # (labels, positions, vocabulary)
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, state=None, labels=None):
+        before = torch.zeros(1, len(ids), 1) if state is None else state
+        read = before + torch.arange(1, ids.shape[1] + 1)[None, None, :]  # (1, B, T)
+        at = read[0].long().clamp(max=self.table.shape[1]) - 1  # letters read before each position's next
+        if labels.is_floating_point():
+            raise ValueError("the toy reads label ids only")
+        return self.table[labels[:, None], at], read[:, :, -1:]
