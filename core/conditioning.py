@@ -43,19 +43,20 @@ class LabelMixture(nn.Module):
     rule as letters are read. With the labels' shares of the corpus as weights, this is the model
     of the whole corpus.
 
-    With ``guidance`` g > 0, each letter's log-probability becomes (1 + g) log P(letter | so
-    far, weights) - g log P(letter | so far, whole corpus): the letters that tell the asked
-    labels apart from the rest weigh more. Letter by letter this draws from P(word | label)
-    P(label | word)^g, up to each step's normalisation: classifier-free guidance (Ho and
+    With ``guidance`` g > 0, each label leans towards itself and away from the others: its
+    next letter's log-probability becomes (1 + g) log P(letter | so far, label) - g log
+    P(letter | so far, whole corpus), normalised. Letter by letter this draws from P(word |
+    label) P(label | word)^g, up to each step's normalisation: classifier-free guidance (Ho and
     Salimans, 2022; for language models, Sanchez et al., 2023), whose unconditional model is
-    here the exact mixture of the labels by ``priors``. ``embedding`` guides a blend of label
+    here the exact mixture of the labels by ``priors``. A blend is then the mixture of its
+    labels so guided, so it keeps its weights. ``embedding`` guides one blend of label
     embeddings (weights over the labels) instead of the mixture ``weights``.
 
     The model reads R label inputs per word: the labels that have weight, and the blended
     embedding if any. The state holds each input's state, the log-weights (1, B, P, R) of the
-    P mixtures read (the asked one, and the whole corpus under guidance) and the last position's
-    log-probabilities (1, B, R, V): all with the batch at dimension 1, so samplers can drop and
-    reorder words as they do with nn.RNN's state.
+    P mixtures read (the asked one, and the whole corpus under guidance) and each one's
+    log-probabilities at the last position (1, B, P, R, V): all with the batch at dimension 1,
+    so samplers can drop and reorder words as they do with nn.RNN's state.
     """
 
     def __init__(self, model: nn.Module, weights: Sequence[float], *, guidance: float = 0.0,
@@ -76,24 +77,21 @@ class LabelMixture(nn.Module):
         self.batched = True
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        B, T = ids.shape
-        R = len(self.inputs)
+        B, R = len(ids), len(self.inputs)
         if state is None:
-            states, last = [None] * R, None
-            log_w = self.log_weights.to(ids.device).expand(B, -1, -1)
+            states, log_w, last = [None] * R, self.log_weights.to(ids.device).expand(B, -1, -1), None
         else:
             states, log_w, last = list(state[0]), state[1][0], state[2][0]
         logp, new_states = self._every_input(ids, states)  # (B, R, T, V)
-        # log P(letter read at t | letters before, input): the first from the previous call, if any
-        read = logp[:, :, :-1].gather(-1, ids[:, None, 1:, None].expand(-1, R, -1, 1)).squeeze(-1)
-        first = torch.zeros(B, R, 1, device=ids.device) if last is None else \
-            last.gather(-1, ids[:, None, :1].expand(-1, R, 1))
-        seen = torch.cat([first, read], dim=2).cumsum(dim=2)  # (B, R, T): log P(letters so far | input)
-        posterior = log_w[..., None] + seen[:, None]  # (B, P, R, T)
-        posterior = posterior - torch.logsumexp(posterior, dim=2, keepdim=True)
-        mixed = torch.logsumexp(posterior[..., None] + logp[:, None], dim=2)  # (B, P, T, V): log-probabilities
-        out = mixed[:, 0] if not self.guidance else (1 + self.guidance) * mixed[:, 0] - self.guidance * mixed[:, 1]
-        return out, (tuple(new_states), posterior[None, ..., -1], logp[None, :, :, -1])
+        if self.guidance:  # each input leans away from the whole corpus, read letter by letter alike
+            corpus, corpus_w = _mixture(logp, ids, log_w[:, 1], None if last is None else last[:, 1])
+            guided = _guide(logp, corpus[:, None], self.guidance)
+            mixed, asked_w = _mixture(guided, ids, log_w[:, 0], None if last is None else last[:, 0])
+            carried = torch.stack([asked_w, corpus_w], dim=1), torch.stack([guided[:, :, -1], logp[:, :, -1]], dim=1)
+        else:
+            mixed, asked_w = _mixture(logp, ids, log_w[:, 0], None if last is None else last[:, 0])
+            carried = asked_w[:, None], logp[:, None, :, -1]
+        return mixed, (tuple(new_states), carried[0][None], carried[1][None])
 
     def _every_input(self, ids: torch.Tensor, states: list[Any]) -> tuple[torch.Tensor, list[Any]]:
         """Each label input's log-probabilities (B, R, T, V) and states: in one call of the
@@ -114,6 +112,36 @@ class LabelMixture(nn.Module):
             logps.append(torch.log_softmax(logits.float(), dim=-1))
             new_states.append(s)
         return torch.stack(logps, dim=1), new_states
+
+
+PLAUSIBLE = 0.1  # guidance raises only letters at least this share of the label's likeliest
+
+
+def _guide(logp: torch.Tensor, corpus: torch.Tensor, guidance: float) -> torch.Tensor:
+    """``logp`` leaning away from ``corpus`` by ``guidance``: log P(letter | label) plus
+    g (log P(letter | label) - log P(letter)), normalised. The lean raises only the letters the
+    label itself finds plausible, at least PLAUSIBLE times its likeliest (the adaptive
+    plausibility constraint of contrastive decoding, Li et al., 2023): a letter rare everywhere
+    but rarer still elsewhere, an accented capital, would otherwise begin many words. It can
+    still lower any letter, and never to zero, so constraints always keep a letter to draw."""
+    lean = guidance * (logp - corpus)
+    plausible = logp >= logp.amax(dim=-1, keepdim=True) + math.log(PLAUSIBLE)
+    return torch.log_softmax(logp + torch.where(plausible, lean, lean.clamp(max=0)), dim=-1)
+
+
+def _mixture(logp: torch.Tensor, ids: torch.Tensor, log_w: torch.Tensor, last: torch.Tensor | None,
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mixture of R inputs' next-letter log-probabilities ``logp`` (B, R, T, V) at each
+    position of ``ids``, each input weighted by ``log_w`` (B, R) times how well it explains the
+    letters read so far; and the log-weights after the last position. ``last``: each input's
+    log-probabilities at the previous call's last position (B, R, V), which read ``ids``'s first."""
+    B, R = logp.shape[:2]
+    read = logp[:, :, :-1].gather(-1, ids[:, None, 1:, None].expand(-1, R, -1, 1)).squeeze(-1)
+    first = torch.zeros(B, R, 1, device=ids.device) if last is None else \
+        last.gather(-1, ids[:, None, :1].expand(-1, R, 1))
+    posterior = log_w[..., None] + torch.cat([first, read], dim=2).cumsum(dim=2)  # (B, R, T)
+    posterior = posterior - torch.logsumexp(posterior, dim=1, keepdim=True)
+    return torch.logsumexp(posterior[..., None] + logp, dim=1), posterior[..., -1]
 
 
 def _join(states: list[Any]) -> Any:

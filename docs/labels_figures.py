@@ -29,19 +29,25 @@ print(f"held-out accuracy {c['accuracy']:.3f} on {c['words']} words; loss {repor
 prior = Counter(l for w, l in zip(*run.validation_set()))
 print(f"majority-label baseline {max(prior.values()) / sum(prior.values()):.3f}")
 
-hits = total = 0
+towns = Counter(corpus.labels())
+hits = total = many_hits = many_total = distinct = 0
 weighted = weight = 0.0
 for label, share in zip(run.labels.names, run.labels.priors()):
     words = run.sample(label=label, count=per_label, seed=0, **options)
     existing = [w for w in words if w in known]
     carry = sum(label in known[w] for w in existing)
     hits, total = hits + carry, total + len(existing)
+    if towns[label] > 1:  # Ceuta and Melilla are one town each, which their labels draw over and over
+        many_hits, many_total, distinct = many_hits + carry, many_total + len(existing), distinct + len(set(words))
     if existing:
         weighted, weight = weighted + share * carry / len(existing), weight + share
     if "--per-label" in sys.argv:
         print(f"  {label:22} {len(existing):5} exist, {carry / max(len(existing), 1):.3f} carry it")
 print(f"sampled with a label ({per_label} each) and in the list: {total} words, {hits / total:.3f} carry that "
-      f"label; weighted by the labels' shares {weighted / weight:.3f}")
+      f"label; weighted by the labels' shares {weighted / weight:.3f}; without the labels of one town "
+      f"{many_hits / many_total:.3f} of {many_total}")
+print(f"distinct words among those drawn from the labels of more than one town: "
+      f"{distinct / (per_label * sum(n > 1 for n in towns.values())):.3f}")
 
 for blend in ("mixture", "embedding"):
     words = run.sample(label="Galicia=0.7,Andalucía=0.3", blend=blend, count=500, seed=0, **options)

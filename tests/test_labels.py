@@ -444,10 +444,12 @@ def test_a_weighted_run_saved_before_trainer_weighting_resumes_as_it_began(tmp_p
 
 
 def test_guidance_leans_each_letter_towards_the_label_by_bayes_rule():
-    """Guided by g, each letter's log-probability is (1 + g) log P(letter | so far, label) - g log
-    P(letter | so far), where the second is the mixture of the labels by their share, each label
-    weighted by how well it explains the letters so far: checked against brute force on a toy
-    whose every probability is known, at every position of every two-letter prefix."""
+    """Guided by g, a label's next letter has log-probability (1 + g) log P(letter | so far,
+    label) - g log P(letter | so far), normalised, where the second is the mixture of the labels
+    by their share, each weighted by how well it explains the letters so far; only letters at
+    least a tenth as likely as the label's likeliest are raised; a blend is the mixture of its
+    labels so guided. Checked against brute force on a toy whose every
+    probability is known, at every position of every two-letter prefix."""
     from toy_models import LabelledToyModel
 
     from letras.core.conditioning import LabelMixture
@@ -456,18 +458,31 @@ def test_guidance_leans_each_letter_towards_the_label_by_bayes_rule():
                           [[0.1, 0.3, 0.6], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]],   # label 1
                           [[0.1, 0.45, 0.45], [0.4, 0.4, 0.2], [0.9, 0.05, 0.05]]])  # label 2
     priors, g = torch.tensor([0.5, 0.3, 0.2]), 1.5
-    guided = LabelMixture(LabelledToyModel(table), [0.0, 1.0, 0.0], guidance=g, priors=priors.tolist())
-    for first in (1, 2):
-        for second in (1, 2):
-            ids = torch.tensor([[0, first, second]])
-            out, state = guided(ids[:, :2])  # and the last letter through the state, as samplers do
-            out = torch.cat([out, guided(ids[:, 2:], state)[0]], dim=1)
-            for t in range(3):
-                seen = table[:, :t].gather(2, ids[0, 1:t + 1].view(1, t, 1).expand(3, t, 1)).squeeze(-1).prod(dim=1)
-                posterior = priors * seen / (priors * seen).sum()  # P(label | letters so far)
-                whole = (posterior[:, None] * table[:, min(t, 2)]).sum(dim=0)
-                expected = (1 + g) * table[1, min(t, 2)].log() - g * whole.log()
-                assert out[0, t] == pytest.approx(expected, abs=1e-5), (first, second, t)
+
+    def mixture(next_letter, weights, ids, t):
+        """P(letter | letters before t) of the mixture of ``next_letter(label, n)`` by ``weights``."""
+        seen = torch.tensor([[next_letter(l, n)[ids[n + 1]] for n in range(t)] for l in range(3)]).prod(dim=1)
+        posterior = weights * seen / (weights * seen).sum()
+        return sum(posterior[l] * next_letter(l, t) for l in range(3))
+
+    def guided(ids):
+        def next_letter(label, n):
+            p = table[label, min(n, 2)]
+            lean = g * (p.log() - mixture(lambda l, m: table[l, min(m, 2)], priors, ids, n).log())
+            lean = torch.where(p >= 0.1 * p.max(), lean, lean.clamp(max=0))  # raise only plausible letters
+            return torch.softmax(p.log() + lean, dim=0)
+        return next_letter
+
+    for weights in ([0.0, 1.0, 0.0], [0.6, 0.0, 0.4]):
+        model = LabelMixture(LabelledToyModel(table), weights, guidance=g, priors=priors.tolist())
+        for first in (1, 2):
+            for second in (1, 2):
+                ids = [0, first, second]
+                out, state = model(torch.tensor([ids[:2]]))  # the last letter through the state, as samplers do
+                out = torch.cat([out, model(torch.tensor([ids[2:]]), state)[0]], dim=1)
+                for t in range(3):
+                    expected = mixture(guided(ids), torch.tensor(weights), ids, t).log()
+                    assert out[0, t] == pytest.approx(expected, abs=1e-5), (weights, ids, t)
     plain = LabelMixture(LabelledToyModel(table), [0.0, 1.0, 0.0])
     assert plain(torch.tensor([[0, 1, 2]]))[0][0] == pytest.approx(table[1, [0, 1, 2]].log(), abs=1e-6)
 
