@@ -6,7 +6,8 @@ concatenated to every letter's embedding, one LSTM layer with dropout, batches o
 words, Adam with a cosine schedule annealed over the time budget, 10% of the training rows held
 out and the model of the best validation epoch kept. A word is classified by Bayes' rule: the
 label maximising log P(word | label) + log P(label), with P(label) the label's share of the
-training rows. Plain torch, nothing from letras (the batches come from plain_lstm_baseline.py).
+training rows. Plain torch, nothing from letras (its batches and training loop are
+plain_lstm_baseline.py's).
 
     python docs/plain_conditional_baseline.py train.tsv test.tsv [test-unseen.tsv ...] --seconds 240
 
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plain_lstm_baseline import batch
+from plain_lstm_baseline import add_training_arguments, batch, train_for
 
 
 def read(path, word, label):
@@ -76,28 +77,12 @@ def evaluate(model, rows, stoi, label_ids, log_prior):
     return loss, accuracy
 
 
-def train_step(model, opt, rows, stoi, label_ids):
-    x, y = batch([w for w, _ in rows], stoi)
-    labels = torch.tensor([label_ids[label] for _, label in rows])
-    loss = F.cross_entropy(model(x, labels).transpose(1, 2), y, ignore_index=-100)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("train"), p.add_argument("test", nargs="+")
     p.add_argument("--word", default="name"), p.add_argument("--label", default="sex")
-    p.add_argument("--seconds", type=float, default=240.0)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--embedding", type=int, default=32)
+    add_training_arguments(p, seconds=240.0)
     p.add_argument("--label-dim", type=int, default=16)
-    p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--lr", type=float, default=0.005)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     torch.manual_seed(a.seed)
     random.seed(a.seed)
@@ -112,22 +97,19 @@ def main():
     val, train = rows[:n_val], rows[n_val:]
     model = Model(len(chars) + 1, len(label_ids), a.hidden, a.embedding, a.label_dim, a.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    best, best_state, epoch, start = math.inf, None, 0, time.monotonic()
-    while time.monotonic() - start < a.seconds:
-        epoch += 1
-        random.shuffle(train)
-        for i in range(0, len(train), a.batch_size):
-            elapsed = time.monotonic() - start
-            if elapsed >= a.seconds:
-                break
-            for group in opt.param_groups:  # cosine over the time budget, down to lr/100
-                group["lr"] = a.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / a.seconds)))
-            train_step(model, opt, train[i:i + a.batch_size], stoi, label_ids)
-        val_loss, val_accuracy = evaluate(model, val, stoi, label_ids, log_prior)
-        print(f"epoch {epoch}: validation {val_loss:.4f} nats/char, {val_accuracy:.1%} right", file=sys.stderr)
-        if val_loss < best:
-            best, best_state, best_accuracy = val_loss, {k: v.clone() for k, v in model.state_dict().items()}, val_accuracy
-    model.load_state_dict(best_state)
+
+    def step(part):
+        x, y = batch([w for w, _ in part], stoi)
+        labels = torch.tensor([label_ids[label] for _, label in part])
+        return F.cross_entropy(model(x, labels).transpose(1, 2), y, ignore_index=-100)
+
+    def validate():
+        loss, accuracy = evaluate(model, val, stoi, label_ids, log_prior)
+        print(f"validation: {loss:.4f} nats/char, {accuracy:.1%} right", file=sys.stderr)
+        return loss, accuracy
+
+    start = time.monotonic()
+    epoch, best, best_accuracy = train_for(model, opt, train, a, step, validate)
     print(f"plain conditional LSTM: {epoch} epochs in {time.monotonic() - start:.0f} s; best validation "
           f"epoch {best:.4f} nats/char, {best_accuracy:.1%} right of {len(val):,}")
     for path, test in tests.items():
