@@ -74,3 +74,24 @@ def test_the_term_needs_labels_and_a_fused_call(invoke, tmp_path):
     assert result.exit_code == 2 and "trainer.label_loss" in result.stderr and "needs unroll: fused" in result.stderr
     result = invoke("validate", tmp_path / "labelled.yaml", "trainer.label_loss=-1")
     assert result.exit_code == 2 and "must be at least 0" in result.stderr
+
+
+def test_two_processes_train_with_the_term_like_one(tmp_path):
+    """Under torchrun the batch's copies go through DDP in one forward: 2 processes, 1 result."""
+    import subprocess
+    import sys
+
+    from conftest import run_letras
+
+    write_towns(tmp_path, 2.0, log_every=1)
+    single = run_letras("run", "labelled.yaml", "output=single", "-q", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                            "-m", "letras.core", "run", "labelled.yaml", "output=multi", "-q"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr
+    a = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "multi" / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] > 0
+    for key in a["model"]:
+        torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-4, atol=1e-5, msg=key)
