@@ -64,8 +64,8 @@ class WordResetOptions:
     group_by_length: bool = option(True, help="batch words of similar length together (less padding)")
     label_loss: float = option(
         0.0, min=0.0, help="with labels, add this weight times each word's classification loss, -log P(its label | "
-                           "word) by Bayes' rule from the model and the training words' label shares; one forward "
-                           "per label (docs/labels.md, First names by sex); 0 = off")
+                           "word) by Bayes' rule from the model and the training words' label shares; it reads "
+                           "every batch under every label (docs/labels.md, First names by sex); 0 = off")
     weighting: Literal["sample", "loss"] = option(
         "sample", help="a corpus with weights: sample draws each epoch's words with replacement in proportion to "
                        "their weights; loss multiplies each word's loss by its weight, every word seen once an "
