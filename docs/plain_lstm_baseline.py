@@ -62,16 +62,47 @@ def loss_of(model, words, stoi):
     return total / count
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("train"), p.add_argument("test")
-    p.add_argument("--seconds", type=float, default=60.0)
+def add_training_arguments(p, seconds):
+    """The options of the model and its training (docs/plain_conditional_baseline.py takes them too)."""
+    p.add_argument("--seconds", type=float, default=seconds)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--embedding", type=int, default=32)
     p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+
+
+def train_for(model, opt, rows, a, step, validate):
+    """Epochs over the shuffled ``rows`` until ``a.seconds`` have passed: ``step`` gives each
+    batch's loss, the learning rate annealed by a cosine over the time budget down to lr/100;
+    after each epoch ``validate()`` gives (loss, note), and the model leaves with the weights
+    of the lowest loss. Returns (epochs, that loss, its note)."""
+    best, best_state, note, epoch, start = math.inf, None, None, 0, time.monotonic()
+    while time.monotonic() - start < a.seconds:
+        epoch += 1
+        random.shuffle(rows)
+        for i in range(0, len(rows), a.batch_size):
+            elapsed = time.monotonic() - start
+            if elapsed >= a.seconds:
+                break
+            for group in opt.param_groups:  # cosine over the time budget, down to lr/100
+                group["lr"] = a.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / a.seconds)))
+            opt.zero_grad(set_to_none=True)
+            step(rows[i:i + a.batch_size]).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        val_loss, val_note = validate()
+        if val_loss < best:
+            best, best_state, note = val_loss, {k: v.clone() for k, v in model.state_dict().items()}, val_note
+    model.load_state_dict(best_state)
+    return epoch, best, note
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("train"), p.add_argument("test")
+    add_training_arguments(p, seconds=60.0)
     a = p.parse_args()
     torch.manual_seed(a.seed)
     random.seed(a.seed)
@@ -83,26 +114,13 @@ def main():
     val, train = words[:n_val], words[n_val:]
     model = Model(len(chars) + 1, a.hidden, a.embedding, a.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    best, best_state, epoch, start = math.inf, None, 0, time.monotonic()
-    while time.monotonic() - start < a.seconds:
-        epoch += 1
-        random.shuffle(train)
-        for i in range(0, len(train), a.batch_size):
-            elapsed = time.monotonic() - start
-            if elapsed >= a.seconds:
-                break
-            for group in opt.param_groups:  # cosine over the time budget, down to lr/100
-                group["lr"] = a.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / a.seconds)))
-            x, y = batch(train[i:i + a.batch_size], stoi)
-            loss = F.cross_entropy(model(x).transpose(1, 2), y, ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        val_loss = loss_of(model, val, stoi)
-        if val_loss < best:
-            best, best_state = val_loss, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+
+    def step(part):
+        x, y = batch(part, stoi)
+        return F.cross_entropy(model(x).transpose(1, 2), y, ignore_index=-100)
+
+    start = time.monotonic()
+    epoch, best, _ = train_for(model, opt, train, a, step, lambda: (loss_of(model, val, stoi), None))
     print(f"plain torch: {epoch} epochs in {time.monotonic() - start:.0f} s, best val {best:.4f}, "
           f"test {loss_of(model, test, stoi):.4f} nats/char")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
-from letras.core import UsageError, hookimpl, option
+from letras.core import OptionError, UsageError, hookimpl, option
 from letras.core.adapt import CorpusStats, auto_fields
 
 Auto = Literal["auto"]
@@ -62,6 +62,10 @@ class WordResetOptions:
     reduction: Literal["mean", "sum"] = option(
         "mean", help="loss per step: mean over letters, or the notes' sum over letters")
     group_by_length: bool = option(True, help="batch words of similar length together (less padding)")
+    label_loss: float = option(
+        0.0, min=0.0, help="with labels, add this weight times each word's classification loss, -log P(its label | "
+                           "word) by Bayes' rule from the model and the training words' label shares; it reads "
+                           "every batch under every label (docs/labels.md, First names by sex); 0 = off")
     weighting: Literal["sample", "loss"] = option(
         "sample", help="a corpus with weights: sample draws each epoch's words with replacement in proportion to "
                        "their weights; loss multiplies each word's loss by its weight, every word seen once an "
@@ -85,6 +89,8 @@ class WordResetOptions:
         if self.device != "auto" and not (self.device == "cpu" or self.device == "cuda"
                                           or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.label_loss and self.unroll == "manual":  # it reads a batch under every label in one call
+            raise OptionError("label_loss", "needs unroll: fused")
 
 
 @hookimpl

@@ -18,6 +18,7 @@ from letras.core.options import given
 from . import WordResetOptions
 from .adam import make_adam
 from .averaging import WeightAverage
+from .label_loss import label_log_prior, losses_under_every_label
 
 
 def unrolled_loss_sum(model: Any, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None = None,
@@ -84,6 +85,7 @@ class _Loop:
         self.train = WordBatches(train_part["words"], device, labels=train_part["labels"],
                                  weights=train_part["weights"])
         self.val = WordBatches(val_part["words"], device, labels=val_part["labels"])
+        self.log_prior = self._label_prior(train_part["labels"])
         self.precision = resolve_precision(o.precision, device, setting="trainer.precision={}")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")  # fp16 gradients underflow
         model.to(device).train()
@@ -100,6 +102,16 @@ class _Loop:
         self.generator = torch.Generator().manual_seed(run.seed)  # the order of the words
         self.average = WeightAverage(model, o.ema) if o.ema else None
         self._resume(run.resume_state or {})
+
+    def _label_prior(self, labels: Sequence[int] | None) -> torch.Tensor | None:
+        """The training words' label shares, logged, for ``label_loss``; None when it is off."""
+        o = self.options
+        if not o.label_loss:
+            return None
+        if labels is None:
+            raise UsageError("needs a labelled corpus", where="trainer.label_loss",
+                             hint="give the corpus a label column (docs/labels.md), or set label_loss to 0")
+        return label_log_prior(labels, len(self.run.label_names), self.device)
 
     def _resume(self, saved: dict[str, Any]) -> None:
         """Everything the loop depends on, from the checkpoint a resumed run starts from."""
@@ -166,8 +178,12 @@ class _Loop:
             labels = None if labels is None else train.labels[:1]
             weights = None if weights is None else train.weights[:1]
         with autocast(self.device, self.precision):
-            loss = (unrolled_loss_sum if o.unroll == "manual" else loss_sum)(self.net, inputs, targets, labels, weights)
-        self.scaler.scale(loss / self.per_batch).backward()
+            if self.log_prior is None:
+                loss = total = (unrolled_loss_sum if o.unroll == "manual" else loss_sum)(
+                    self.net, inputs, targets, labels, weights)
+            else:
+                loss, total = self._with_label_loss(inputs, targets, labels, weights)
+        self.scaler.scale(total / self.per_batch).backward()
         if o.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
@@ -181,6 +197,16 @@ class _Loop:
             self.average.update(self.step)
         self.step += 1
         return loss.detach(), n, lr
+
+    def _with_label_loss(self, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+                         weights: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the batch's summed loss, as reported; it plus ``label_loss`` times the words'
+        classification loss, -log P(label | word), which is what is trained)."""
+        own, posterior = losses_under_every_label(self.net, inputs, targets, labels, self.log_prior)
+        if weights is not None:
+            own, posterior = own * weights, posterior * weights
+        loss = own.sum()
+        return loss, loss + self.options.label_loss * posterior.sum()
 
     def end_epoch(self, epoch: int, train_loss: float, chars: int, out_of_time: bool, seconds: float) -> bool:
         """Validate (the average of the weights, when there is one), record the epoch, save when
