@@ -12,6 +12,7 @@ import sys
 from typing import Any, Iterator
 
 import click
+from click.core import ParameterSource
 
 from . import config as cfg
 from .errors import LetrasError
@@ -87,6 +88,8 @@ def sample(run_dir: str, min_length: int | None, suffix: str | None, contains: t
                    "min_length": min_length, "novel": novel, "unique": unique, "exact": exact,
                    "max_draws": max_draws}
     labelled = {"label": label, "blend": blend, "guidance": guidance}
+    if label is None and click.get_current_context().get_parameter_source("guidance") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--guidance leans words towards a label: give one with --label")
 
     trained = load_run(run_dir, checkpoint)
     options = sampler_values(click.get_current_context().command, sampler_flags)

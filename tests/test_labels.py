@@ -495,6 +495,8 @@ def test_guidance_from_the_cli_and_the_api(invoke, labelled_run):
         trained.sample(label="Galicia", guidance=4, count=6, seed=2)
     result = invoke("sample", labelled_run, "--label", "Galicia", "--guidance", "-1")
     assert result.exit_code == 2 and "--guidance" in result.stderr
+    result = invoke("sample", labelled_run, "--guidance", "3")
+    assert result.exit_code == 2 and "--guidance leans words towards a label: give one with --label" in result.stderr
     with pytest.raises(UsageError, match="guidance must be a number of at least 0"):
         trained.sample(label="Galicia", guidance=float("nan"))
     ok = invoke("sample", labelled_run, "--label", "País Vasco", "--guidance", "1.5", "-n", "3", "--seed", "1")
