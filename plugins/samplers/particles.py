@@ -56,15 +56,15 @@ class Drafts:
 
     def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """pick(drafts, nodes) -> (ids, leave) for ``prefix_tree.walk``. Every draft on the
-        tree is open (one that closes leaves it), so each node's p and q are computed once."""
-        p, q, chance = self._proposal(tree.logits, tree.codes, None)
-        cdf = q.cumsum(dim=1)
+        tree is open (one that closes leaves it), so each node's q is computed once."""
         soonest = tree.codes == SOONEST
+        cdf, moved, chance, none = self._proposal(tree.logits, tree.codes, soonest, None)
 
         def pick(drafts: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             ids = draw(cdf[nodes], self.generator)
-            self.weight[drafts] += _gain(p[nodes, ids], q[nodes, ids], cdf[nodes, -1])
-            closes = soonest[nodes, ids] & (self._uniform(len(ids), ids.device) < chance[nodes])
+            took = soonest[nodes, ids]
+            self.weight[drafts] += _gain(cdf[nodes, -1], took, moved[nodes, 0], none[nodes])
+            closes = took & (self._uniform(len(ids), ids.device) < chance[nodes])
             self.closing[drafts] = closes
             return ids, closes
 
@@ -75,40 +75,40 @@ class Drafts:
         (B, V) and ``codes`` (B, V); adds each draft's log p/q and draws whether it closes."""
         soonest = codes == SOONEST
         closing = self.closing[drafts] & soonest.any(dim=1)  # closed until the word may end
-        p, q, chance = self._proposal(logits, codes, closing)
-        cdf = q.cumsum(dim=1)
+        cdf, moved, chance, none = self._proposal(logits, codes, soonest, closing)
         ids = draw(cdf, self.generator)
-        pick = ids[:, None]
-        self.weight.index_add_(0, drafts, _gain(p.gather(1, pick), q.gather(1, pick), cdf[:, -1:]).squeeze(1))
-        took = soonest.gather(1, pick).squeeze(1) & ~closing
+        took = soonest.gather(1, ids[:, None]).squeeze(1) & ~closing
+        self.weight.index_add_(0, drafts, _gain(cdf[:, -1], took, moved.squeeze(1), none))
         self.closing[drafts] = closing | (took & (self._uniform(len(ids), ids.device) < chance))
         return ids
 
-    def _proposal(self, logits: torch.Tensor, codes: torch.Tensor,
-                  closing: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """p (B, V), the sampler's probabilities; q (B, V), the proposal's weights, not
-        normalised; and (B,) the chance that a soonest letter drawn by an open draft came from
-        the end's share.
+    def _proposal(self, logits: torch.Tensor, codes: torch.Tensor, soonest: torch.Tensor,
+                  closing: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The proposal q as cumulative weights (B, V), not normalised (``draw``'s); (B, 1) the
+        end's share moved onto each unit of the soonest letters' probability; (B,) the chance
+        that a soonest letter drawn by an open draft came from the end's share; (B,) whether p
+        gives none of the draft's letters a chance.
 
         Open drafts draw steering's q (``LetterMask.apply``): p over the allowed letters, where
-        the word may not end the end's share moved onto the soonest letters in proportion to
-        theirs. Closing drafts (``closing``) draw p over the soonest letters alone. Where p
-        gives none of those letters a chance, a draft draws among them alike (and its weight is
-        zero): it is never stuck."""
+        the word may not end the end's share moved onto the soonest letters (``soonest``) in
+        proportion to theirs. Closing drafts (``closing``) draw p over the soonest letters
+        alone. A draft whose letters p gives no chance draws among them alike (and its weight
+        is zero): it is never stuck."""
         p = torch.softmax(self.transform(logits), dim=-1)
-        soonest = codes == SOONEST
+        on_soonest = p * soonest
         p_end = p[:, self.mask.boundary, None]
-        p_soonest = (p * soonest).sum(dim=1, keepdim=True)
-        moved = torch.where(p_soonest > 0, p_end / p_soonest, 0.0)  # the end's share per unit of theirs
-        q = p * (codes != BLOCKED) * (1.0 + soonest * moved)
+        p_soonest = on_soonest.sum(dim=1, keepdim=True)
+        moved = torch.where(p_soonest > 0, p_end / p_soonest, 0.0)
+        q = torch.addcmul(p * (codes != BLOCKED), on_soonest, moved)  # p(letter) (1 + moved) on the soonest
         if closing is not None:
-            q = torch.where(closing[:, None], p * soonest, q)
-        none = q.sum(dim=1) == 0  # p gives no allowed letter a chance
+            q = torch.where(closing[:, None], on_soonest, q)
+        cdf = q.cumsum_(dim=1)
+        none = cdf[:, -1] == 0
         if bool(none.any()):
             fallback = torch.where(soonest.any(dim=1, keepdim=True), soonest, codes != BLOCKED)
-            q = torch.where(none[:, None], fallback.float(), q)
+            cdf = torch.where(none[:, None], fallback.float().cumsum(dim=1), cdf)
         chance = (p_end / (p_soonest + p_end).clamp(min=1e-30)).squeeze(1)
-        return p, q, chance
+        return cdf, moved, chance, none
 
     def _uniform(self, n: int, device: Any) -> torch.Tensor:
         return torch.rand(n, generator=self.generator, device=device)
@@ -123,7 +123,11 @@ class Drafts:
         return torch.arange(len(weight), device=weight.device) * k + chosen
 
 
-def _gain(p: torch.Tensor, q: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-    """log p(letter) - log q(letter), for the letters drawn: ``q`` their unnormalised weights,
-    ``total`` the sum of their row's."""
-    return p.log() - (q / total).log()
+def _gain(total: torch.Tensor, took: torch.Tensor, moved: torch.Tensor, none: torch.Tensor) -> torch.Tensor:
+    """log p(letter) - log q(letter) for each draft's letter. q is p times 1 + ``moved`` on a
+    soonest letter an open draft ``took``, else p, over ``total``, the sum of q's weights: the
+    gain is log total - log(1 + moved) there, log total elsewhere (closing drafts' total is
+    p(soonest letters)); minus infinity where p gave the draft's letters no chance (``none``).
+    Never above zero, since total is at most p's own."""
+    gain = total.log() - torch.log1p(moved * took)
+    return gain.masked_fill_(none, float("-inf")).clamp_(max=0.0)
