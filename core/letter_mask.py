@@ -95,6 +95,8 @@ class LetterMask:
         special = states[:, 1] >= 0 if trie else torch.zeros_like(states[:, 0], dtype=torch.bool)
         excluded = self._excluded(states[:, 2]) if self.hashed is not None else None
         rows = (special | excluded if excluded is not None else special).nonzero().squeeze(1)
+        if not len(rows):  # no word on the trie nor at an excluded word's end: most steps of a long list
+            return codes
         need = self.need_spare[states[rows, 0]]
         if trie:
             nodes = states[rows, 1].clamp(min=0)  # off the trie: the root's exceptions, undone below
@@ -129,9 +131,18 @@ class LetterMask:
 
         A token the model itself gives no chance (-inf) stays below every token it gives one,
         yet is drawn rather than nothing when the constraints leave no other."""
+        if logits.device.type == "cpu":  # only the rows the constraints touch (on a GPU, asking which would wait)
+            rows = codes.any(dim=1).nonzero().squeeze(1)  # ALLOWED is 0
+            if len(rows) < len(codes):  # an exclusion list: most rows are free
+                if len(rows):
+                    logits[rows] = self._apply(logits[rows], codes[rows])
+                return logits
+        return self._apply(logits, codes)
+
+    def _apply(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         logits.clamp_(min=-1e4)
         soonest = codes == SOONEST
-        if logits.device.type == "cpu":  # only the rows that need it (on a GPU, asking which would wait)
+        if logits.device.type == "cpu":  # only the rows that need it
             rows = soonest.any(dim=1).nonzero().squeeze(1)
             if len(rows):
                 logits[rows] = self._end_to_soonest(logits[rows], soonest[rows])
@@ -154,6 +165,8 @@ class LetterMask:
             return after
         # the words on the trie: the child by their token, if any (on a CPU only those rows)
         on = (states[:, 1] >= 0).nonzero().squeeze(1) if states.device.type == "cpu" else slice(None)
+        if isinstance(on, torch.Tensor) and not len(on):
+            return after
         node = states[on, 1]
         key = node.clamp(min=0) * self.vocab + ids[on]
         at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)

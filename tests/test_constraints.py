@@ -335,3 +335,26 @@ def test_every_option_on_the_command_line(invoke, trained_run, tmp_path):
                    "-o", "width=10")
     assert jsonl.exit_code == 0, jsonl.output
     assert len(jsonl.stdout.splitlines()) == 5 and all('O", "logprob"' in line for line in jsonl.stdout.splitlines())
+
+
+def test_excluded_words_hashed_at_once_as_drawing_hashes_them(vocabulary):
+    """The keys of a whole exclusion list, computed over one string of code points, are the
+    keys a word being drawn reaches letter by letter; a word with a character the model never
+    saw, an empty word or one with a line break in it changes no other word's key."""
+    from letras.core import word_hash
+
+    automaton = compile_constraints(Constraints(max_length=50), vocabulary)
+    words = [*WORDS[:50], "", "Ñandú€", "Valle\nde Arán", "a" * 45, "Ávila"]
+    for keys_of in (word_hash._keys_of, word_hash._keys_one_by_one):
+        key, length, known = keys_of(automaton, words)
+        for i, word in enumerate(words):
+            try:
+                ids = vocabulary.encode(word)
+            except UsageError:
+                assert not known[i], word
+                continue
+            if "\n" in word or not ids:  # never drawn: whatever its key, it is not another word's
+                continue
+            assert known[i] and int(length[i]) == len(ids) and int(key[i]) == word_hash.key_of(ids), word
+    keys, rest = word_hash.split(automaton, words, len(words))
+    assert set(rest) <= {"a" * 45} and len(keys) >= 50
