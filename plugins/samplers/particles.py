@@ -42,45 +42,63 @@ from .sampling import draw
 
 
 class Drafts:
-    """``drafts`` drafts (K a word, word after word), their log weights log p/q and closing
-    flags by row of drawn (one more row: the batch's sink). ``transform(logits) -> logits``:
-    the sampler's distribution p; ``mask``: the constraints (``LetterMask``)."""
+    """K drafts for each of ``words`` words, draft j of word i in row j * words + i of drawn
+    (one more row: the batch's sink), with their log weights log p/q and closing flags.
+    ``transform(logits) -> logits``: the sampler's distribution p; ``mask``: the constraints
+    (``LetterMask``).
+
+    A word's draft is chosen by the Gumbel-max trick: the draft of the largest log weight
+    plus a Gumbel noise drawn for it at the start, which picks each with probability
+    proportional to its weight. A draft's log weight never grows (q gives each letter at least
+    what p gives it), so a draft whose weight plus noise falls below that of a finished draft
+    of its word can never be chosen: it is dropped there and then, which changes no word's
+    probability and saves the rest of its letters. The drafts take the batch's rows in their
+    order, every word's first before any second, so a word's later drafts mostly meet a
+    finished one."""
 
     extra = 1  # a column past max_length: a draft of max_length letters draws the end, which p weighs
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], mask: Any,
-                 generator: torch.Generator | None, *, drafts: int, device: Any):
-        self.transform, self.mask, self.generator = transform, mask, generator
+                 generator: torch.Generator | None, *, k: int, words: int, device: Any):
+        self.transform, self.mask, self.generator, self.k, self.words = transform, mask, generator, k, words
+        drafts = k * words
         self.weight = torch.zeros(drafts + 1, device=device)
         self.closing = torch.zeros(drafts + 1, dtype=torch.bool, device=device)
+        uniform = torch.rand(drafts + 1, generator=generator, device=device).clamp_(min=1e-30)
+        self.noise = -torch.log(-torch.log(uniform))  # Gumbel
+        self.word = torch.cat([torch.arange(drafts, device=device) % words, torch.tensor([words], device=device)])
+        self.best = torch.full((words + 1,), float("-inf"), device=device)  # per word, the best finished draft's key
 
     def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """pick(drafts, nodes) -> (ids, leave) for ``prefix_tree.walk``. Every draft on the
         tree is open (one that closes leaves it), so each node's q is computed once."""
-        soonest = tree.codes == SOONEST
+        soonest = _soonest(tree.codes)
         cdf, moved, chance, none = self._proposal(tree.logits, tree.codes, soonest, None)
 
         def pick(drafts: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             ids = draw(cdf[nodes], self.generator)
-            took = soonest[nodes, ids]
+            took = soonest[nodes, ids] > 0
             self.weight[drafts] += _gain(cdf[nodes, -1], took, moved[nodes, 0], none[nodes])
             closes = took & (self._uniform(len(ids), ids.device) < chance[nodes])
             self.closing[drafts] = closes
+            self._finish(drafts, ids)
             return ids, closes
 
         return pick
 
     def next(self, logits: torch.Tensor, codes: torch.Tensor, drafts: torch.Tensor) -> torch.Tensor:
         """A letter (B,) for each row of the batch, drafts ``drafts`` (B,), from its ``logits``
-        (B, V) and ``codes`` (B, V); adds each draft's log p/q and draws whether it closes."""
-        soonest = codes == SOONEST
-        closing = self.closing[drafts] & soonest.any(dim=1)  # closed until the word may end
+        (B, V) and ``codes`` (B, V); adds each draft's log p/q and draws whether it closes.
+        A draft that can no longer be chosen gets the boundary: it ends there."""
+        soonest = _soonest(codes)
+        closing = self.closing[drafts] & (soonest.sum(dim=1) > 0)  # closed until the word may end
         cdf, moved, chance, none = self._proposal(logits, codes, soonest, closing)
         ids = draw(cdf, self.generator)
-        took = soonest.gather(1, ids[:, None]).squeeze(1) & ~closing
+        took = (soonest.gather(1, ids[:, None]).squeeze(1) > 0) & ~closing
         self.weight.index_add_(0, drafts, _gain(cdf[:, -1], took, moved.squeeze(1), none))
         self.closing[drafts] = closing | (took & (self._uniform(len(ids), ids.device) < chance))
-        return ids
+        key = self._finish(drafts, ids)
+        return ids.masked_fill_(key < self.best[self.word[drafts]], self.mask.boundary)
 
     def _proposal(self, logits: torch.Tensor, codes: torch.Tensor, soonest: torch.Tensor,
                   closing: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
@@ -90,37 +108,55 @@ class Drafts:
         gives none of the draft's letters a chance.
 
         Open drafts draw steering's q (``LetterMask.apply``): p over the allowed letters, where
-        the word may not end the end's share moved onto the soonest letters (``soonest``) in
-        proportion to theirs. Closing drafts (``closing``) draw p over the soonest letters
-        alone. A draft whose letters p gives no chance draws among them alike (and its weight
-        is zero): it is never stuck."""
+        the word may not end the end's share moved onto the soonest letters (``soonest``, 1.0
+        where a letter is one) in proportion to theirs. Closing drafts (``closing``) draw p over
+        the soonest letters alone. A draft whose letters p gives no chance draws among them
+        alike (and its weight is zero): it is never stuck.
+
+        All in float arithmetic on the codes: on a CPU a comparison or a product with a bool
+        tensor costs four to six times a float product."""
         p = torch.softmax(self.transform(logits), dim=-1)
+        allowed = codes.float().neg_().add_(float(BLOCKED)).clamp_(max=1.0)  # 1.0, 1.0, 0.0 for ALLOWED, SOONEST, BLOCKED
         on_soonest = p * soonest
         p_end = p[:, self.mask.boundary, None]
         p_soonest = on_soonest.sum(dim=1, keepdim=True)
         moved = torch.where(p_soonest > 0, p_end / p_soonest, 0.0)
-        q = torch.addcmul(p * (codes != BLOCKED), on_soonest, moved)  # p(letter) (1 + moved) on the soonest
-        if closing is not None:
-            q = torch.where(closing[:, None], on_soonest, q)
+        chance = (p_end / (p_soonest + p_end).clamp(min=1e-30)).squeeze(1)  # before p_end, a view of p, changes
+        q = torch.addcmul(p.mul_(allowed), on_soonest, moved)  # p(letter) (1 + moved) on the soonest
+        if closing is not None and bool(closing.any()):
+            q = q.addcmul_(closing.float()[:, None], on_soonest - q)
         cdf = q.cumsum_(dim=1)
         none = cdf[:, -1] == 0
         if bool(none.any()):
-            fallback = torch.where(soonest.any(dim=1, keepdim=True), soonest, codes != BLOCKED)
-            cdf = torch.where(none[:, None], fallback.float().cumsum(dim=1), cdf)
-        chance = (p_end / (p_soonest + p_end).clamp(min=1e-30)).squeeze(1)
+            fallback = torch.where(soonest.sum(dim=1, keepdim=True) > 0, soonest, allowed)
+            cdf = torch.where(none[:, None], fallback.cumsum(dim=1), cdf)
         return cdf, moved, chance, none
+
+    def _finish(self, drafts: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The drafts' keys (log weight plus noise); those that drew the end raise their
+        word's best."""
+        key = self.weight[drafts] + self.noise[drafts]
+        ended = ids == self.mask.boundary
+        self.best.scatter_reduce_(0, self.word[drafts[ended]], key[ended], reduce="amax")
+        return key
+
+    def choose(self) -> torch.Tensor:
+        """The row of drawn of each word's chosen draft: the largest key among its K."""
+        weight = self.weight[:-1].view(self.k, self.words)
+        key = weight + self.noise[:-1].view_as(weight)
+        # a word whose drafts all have weight zero (the sampler gives none of them a chance):
+        # each counts alike, rather than none
+        key = torch.where(weight.max(dim=0).values == float("-inf"), self.noise[:-1].view_as(weight), key)
+        return key.argmax(dim=0) * self.words + torch.arange(self.words, device=key.device)
 
     def _uniform(self, n: int, device: Any) -> torch.Tensor:
         return torch.rand(n, generator=self.generator, device=device)
 
-    def choose(self, k: int) -> torch.Tensor:
-        """The row of drawn of each word's chosen draft: one of its ``k``, by weight."""
-        weight = self.weight[:-1].view(-1, k)
-        # a word whose drafts all have weight zero (the sampler gives none of them a chance):
-        # each counts alike, rather than none
-        weight = weight.masked_fill((weight.max(dim=1).values == float("-inf"))[:, None], 0.0)
-        chosen = draw(torch.softmax(weight, dim=1).cumsum(dim=1), self.generator)
-        return torch.arange(len(weight), device=weight.device) * k + chosen
+
+def _soonest(codes: torch.Tensor) -> torch.Tensor:
+    """(B, V) 1.0 where a letter is SOONEST, else 0.0 (for the codes 0, 1, 2: c (2 - c))."""
+    c = codes.float()
+    return c.mul_(c.neg().add_(2.0))
 
 
 def _gain(total: torch.Tensor, took: torch.Tensor, moved: torch.Tensor, none: torch.Tensor) -> torch.Tensor:

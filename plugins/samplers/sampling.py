@@ -112,11 +112,11 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
         else:
             from .particles import Drafts
 
-            letters = Drafts(transform, mask, generator, drafts=part * k, device=device)
+            letters = Drafts(transform, mask, generator, k=k, words=part, device=device)
         drawn = _draw_words(model, letters, prefix_ids, steps, count=part * (k or 1), device=device,
                             batch_size=batch_size, boundary=tokenizer.boundary_id, mask=mask)
         if k is not None:
-            drawn = drawn[letters.choose(k)]
+            drawn = drawn[letters.choose()]
         words += decode_words(tokenizer, prefix, drawn[:, :steps], tokenizer.boundary_id)
     return words
 
@@ -193,6 +193,10 @@ def _walk_the_tree(model: Any, letters: Any, prefix_ids: list[int], drawn: torch
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=columns - 1, boundary=boundary,
                             mask=mask, at=at, room=room)
     word, node, ids, position = prefix_tree.walk(tree, letters.in_tree(tree), drawn, boundary)
+    # the words take the batch's rows in their order (a word's drafts: its first after all the
+    # words' firsts, its second after all the seconds, and so on)
+    order = torch.argsort(word)
+    word, node, ids, position = word[order], node[order], ids[order], position[order]
 
     def states_of(nodes: torch.Tensor) -> Any:
         if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
