@@ -158,7 +158,7 @@ class LetterMask:
     def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The states after each word draws its token in ``ids`` (B,)."""
         after = torch.empty_like(states)
-        after[:, 0] = self.moves[states[:, 0], ids]
+        after[:, 0] = self.moves.view(-1).index_select(0, states[:, 0] * self.vocab + ids)
         after[:, 2] = extend(states[:, 2], ids) if self.hashed is not None else 0
         after[:, 1] = -1
         if not len(self.keys):
