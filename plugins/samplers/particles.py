@@ -57,6 +57,7 @@ class Drafts:
     finished one."""
 
     extra = 1  # a column past max_length: a draft of max_length letters draws the end, which p weighs
+    in_order = True  # every word's first draft takes a row before any second
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], mask: Any,
                  generator: torch.Generator | None, *, k: int, words: int, device: Any):

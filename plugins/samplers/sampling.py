@@ -127,6 +127,7 @@ class Steered:
     (``LetterMask.apply``): the way every word is drawn but particles' drafts."""
 
     extra = 0  # columns of drawn past max_length
+    in_order = False  # whether the words take the batch's rows in their order (else as they leave the tree)
 
     def __init__(self, cdf: Callable[[torch.Tensor], torch.Tensor], mask: Any, generator: torch.Generator | None):
         self.cdf, self.mask, self.generator = cdf, mask, generator
@@ -193,10 +194,9 @@ def _walk_the_tree(model: Any, letters: Any, prefix_ids: list[int], drawn: torch
     tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=columns - 1, boundary=boundary,
                             mask=mask, at=at, room=room)
     word, node, ids, position = prefix_tree.walk(tree, letters.in_tree(tree), drawn, boundary)
-    # the words take the batch's rows in their order (a word's drafts: its first after all the
-    # words' firsts, its second after all the seconds, and so on)
-    order = torch.argsort(word)
-    word, node, ids, position = word[order], node[order], ids[order], position[order]
+    if letters.in_order:  # the words take the batch's rows in their order, not as they left the tree
+        order = torch.argsort(word)
+        word, node, ids, position = word[order], node[order], ids[order], position[order]
 
     def states_of(nodes: torch.Tensor) -> Any:
         if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
