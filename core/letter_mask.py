@@ -62,9 +62,6 @@ class LetterMask:
         self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
         self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
         self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
-        # whether a word may be kept from ending other than at an excluded word: a state past
-        # the start (the start is never met again: it has read no token) that does not accept
-        self.closes = not all(a.accepting[1:])
 
     def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
         """The states (words, 3) of words that begin with ``prefix_ids``; the prefix must
@@ -76,6 +73,23 @@ class LetterMask:
             raise UsageError("no word with this prefix meets the constraints", where="prefix")
         row = [*at, key_of(prefix_ids) if self.hashed is not None else 0]
         return torch.tensor([row], dtype=torch.long, device=self.need.device).expand(words, 3).clone()
+
+    def closes(self, prefix_ids: list[int]) -> bool:
+        """Whether a word that begins with ``prefix_ids`` may be kept from ending other than at
+        an excluded word: whether a state it can reach after the prefix does not accept. The
+        states that read a --prefix, which the sampler reads first, are never met again, nor
+        the start (a word without a prefix has at least one letter)."""
+        accepting = torch.tensor(self.automaton.accepting, device=self.need.device)
+        frontier, seen = self.start(prefix_ids)[:, 0], torch.zeros_like(accepting)
+        skip = not prefix_ids  # the start
+        while len(frontier):
+            if not skip and not bool(accepting[frontier].all()):
+                return True
+            skip = False
+            seen[frontier] = True
+            onward = self.moves[frontier][self.need[frontier] < NEVER].unique()  # the live tokens' states
+            frontier = onward[~seen[onward]]
+        return False
 
     def codes(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
         """(B, V) uint8, for each of the words in ``states`` (B, 3) with ``left`` (B,) tokens of

@@ -185,9 +185,9 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
     assert total_variation(frequencies(few), conditioned) > total_variation(frequencies(smc), conditioned)
 
 
-def test_particles_fall_back_to_steering_where_the_state_has_no_rows():
-    """A state laid out batch first cannot be copied between rows: words are steered, and
-    still meet the constraints."""
+def test_particles_where_the_state_has_no_rows():
+    """A state laid out batch first cannot be split into rows: no tree, the drafts all in one
+    batch; the words still meet the constraints."""
     from toy_models import BatchFirstModel
 
     tokenizer = components("tokenizer").get("chars").build()
@@ -434,3 +434,20 @@ def test_drafts_that_can_no_longer_be_chosen_are_dropped_without_changing_any_wo
     keeping, all_rows = drawn()  # no finished draft raises its word's best: every draft runs to its end
     # two samples of 20,000 words differ by about 0.02-0.03 (measured 0.021); 38% fewer rows
     assert total_variation(dropping, keeping) < 0.05 and rows < 0.8 * all_rows
+
+
+@pytest.mark.parametrize("constraints, prefix, closes", [
+    (Constraints(suffix="a", max_length=20), "", True),
+    (Constraints(min_length=4, max_length=20), "", True),
+    (Constraints(exclude=frozenset(WORDS[:20]), ban=("rr",), max_length=20), "", False),
+    (Constraints(prefix="Val", exclude=frozenset(WORDS[:20]), max_length=20), "Val", False),  # --prefix --novel
+    (Constraints(prefix="Val", min_length=4, max_length=20), "Val", True),
+    (Constraints(prefix="Vall", min_length=4, max_length=20), "Vall", False),
+])
+def test_particles_only_where_a_word_may_be_kept_from_ending(vocabulary, constraints, prefix, closes):
+    """Drafts cost K words each: they are drawn only where a state the words reach after
+    the prefix does not accept (a prefix read first, or the start, is not such a state)."""
+    from letras.core.letter_mask import LetterMask
+
+    mask = LetterMask(compile_constraints(constraints, vocabulary), "cpu")
+    assert mask.closes(vocabulary.encode(prefix)) is closes

@@ -100,7 +100,7 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
         from letras.core.letter_mask import LetterMask
 
         mask = LetterMask(constraint, device)
-    k = particles if mask is not None and particles is not None and mask.closes else None
+    k = particles if mask is not None and particles is not None and mask.closes(prefix_ids) else None
     if k is not None and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
