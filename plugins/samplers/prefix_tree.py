@@ -101,8 +101,8 @@ def _allowed(logits: torch.Tensor, mask: Any, codes: list[torch.Tensor] | None) 
 def walk(tree: PrefixTree, pick: Callable[[torch.Tensor, torch.Tensor], Any], drawn: torch.Tensor,
          boundary: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each word, a row of ``drawn`` (W, L), walks down the tree from the root, drawing each
-    letter with ``pick(words (B,), nodes (B,)) -> ids (B,)``, a letter for each word at its
-    node; or ``-> (ids, leave)``, where ``leave`` (B,) bool sends words out of the tree after
+    letter with ``pick(words (B,), nodes (B,)) -> (ids (B,), leave)``, a letter for each word
+    at its node; ``leave`` (B,) bool, or None for none, sends words out of the tree after
     their letter even where it has a node for them (a word whose next letter is drawn unlike
     its node's: its own distribution is not the node's). Its letters are written into its row
     as it draws them; a word ends at the boundary or at its L-th letter.
@@ -117,8 +117,7 @@ def walk(tree: PrefixTree, pick: Callable[[torch.Tensor, torch.Tensor], Any], dr
     for position in range(length):
         if not len(word):
             break
-        ids = pick(word, node)
-        ids, leave = ids if isinstance(ids, tuple) else (ids, None)
+        ids, leave = pick(word, node)
         drawn[word, position] = ids
         onward = tree.child[node, ids]
         if leave is not None:
