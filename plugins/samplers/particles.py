@@ -126,11 +126,12 @@ class Drafts:
         moved = torch.where(p_soonest > 0, p_end / p_soonest, 0.0)
         chance = (p_end / (p_soonest + p_end).clamp(min=1e-30)).squeeze(1)  # before p_end, a view of p, changes
         q = torch.addcmul(p.mul_(allowed), on_soonest, moved)  # p(letter) (1 + moved) on the soonest
-        if closing is not None and bool(closing.any()):
+        cpu = logits.device.type == "cpu"  # skip what no row needs (on a GPU, asking would wait)
+        if closing is not None and (not cpu or bool(closing.any())):
             q = q.addcmul_(closing.float()[:, None], on_soonest - q)
         cdf = q.cumsum_(dim=1)
         none = cdf[:, -1] == 0
-        if bool(none.any()):
+        if not cpu or bool(none.any()):
             fallback = torch.where(soonest.sum(dim=1, keepdim=True) > 0, soonest, allowed)
             cdf = torch.where(none[:, None], fallback.cumsum(dim=1), cdf)
         return cdf, moved, chance, none
