@@ -78,6 +78,7 @@ class Automaton:
     encode: Callable[[str], list[int] | None] = lambda word: None
     decode: Callable[[list[int]], str] = lambda ids: ""
     normalize: Callable[[str], str] = lambda word: word
+    normalize_lines: Callable[[str], str] | None = None  # the tokenizer's, if it has one (Tokenizer)
     letters: dict[str, int] | None = None  # each character's id, when every token is one character
 
     def walk(self, ids: Sequence[int], at: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -169,7 +170,8 @@ def compile_constraints(constraints: Constraints, tokenizer: Any, *, hash_exclud
         raise UsageError(f"no word meets all these constraints together: {constraints.describe()}")
     automaton = Automaton(constraints, tokenizer.vocab_size, tokenizer.boundary_id, *tables,
                           encode=lambda word: _encode(tokenizer, word), decode=tokenizer.decode,
-                          normalize=tokenizer.normalize, letters=_letters(tokenizer, texts))
+                          normalize=tokenizer.normalize, normalize_lines=getattr(tokenizer, "normalize_lines", None),
+                          letters=_letters(tokenizer, texts))
     if constraints.exclude:
         from .word_hash import split
 

@@ -89,16 +89,15 @@ def encode_flat(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
     import torch
 
     if automaton.letters is None:  # tokens of several characters: one word at a time
-        encoded = [(i, ids) for i, ids in enumerate(map(automaton.encode, words)) if ids]
-        length = torch.tensor([len(e) for _, e in encoded], dtype=torch.long)
-        flat = torch.tensor([i for _, e in encoded for i in e], dtype=torch.long)
-        return flat, length, torch.tensor([i for i, _ in encoded], dtype=torch.long)
+        return encode_one_by_one(automaton, words)
     # a token per character: all the words as one string, each character to its id
     base, vocab = 0x100000, automaton.vocab_size  # ids as code points of plane 16, V: the end of a word
     table = {ord(c): base + i for c, i in automaton.letters.items()} | {ord("\n"): base + vocab}
     text = "\n".join(words) + "\n"
     codes = torch.frombuffer(bytearray(text.translate(table).encode("utf-32-le")), dtype=torch.int32).long() - base
     ends = (codes == vocab).nonzero().squeeze(1)
+    if len(ends) != len(words):  # a line break inside a word
+        return encode_one_by_one(automaton, words)
     length = torch.diff(ends, prepend=torch.tensor([-1])) - 1
     letter = codes != vocab
     word = torch.repeat_interleave(torch.arange(len(ends)), length + 1)[letter]
@@ -107,6 +106,16 @@ def encode_flat(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
     known[word[(codes < 0) | (codes >= vocab)]] = False  # an unknown character
     kept = known & (length > 0)
     return codes[known[word]], length[kept], kept.nonzero().squeeze(1)
+
+
+def encode_one_by_one(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
+    """``encode_flat``, a word at a time."""
+    import torch
+
+    encoded = [(i, ids) for i, ids in enumerate(map(automaton.encode, words)) if ids]
+    length = torch.tensor([len(e) for _, e in encoded], dtype=torch.long)
+    flat = torch.tensor([i for _, e in encoded for i in e], dtype=torch.long)
+    return flat, length, torch.tensor([i for i, _ in encoded], dtype=torch.long)
 
 
 def _walk(automaton: Automaton, ids: Any, length: Any) -> Any:

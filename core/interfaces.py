@@ -43,7 +43,11 @@ class Tokenizer(Protocol):
         """Learn the vocabulary from the training words."""
 
     def normalize(self, word: str) -> str:
-        """The word as the tokenizer sees it (Unicode NFC, the case policy)."""
+        """The word as the tokenizer sees it (Unicode NFC, the case policy).
+
+        Optionally, a tokenizer also has ``normalize_lines(text) -> str``: ``text``, words
+        one a line, each normalised as ``normalize`` would, in one call (letras then reads
+        100,000 excluded words in a few milliseconds, not word by word)."""
 
     def encode(self, word: str, *, source: str = "") -> list[int]:
         """Token ids of ``word`` without boundaries. A character the vocabulary never saw is

@@ -62,9 +62,6 @@ class LetterMask:
         self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
         self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
         self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
-        # whether a word may be kept from ending other than at an excluded word: a state past
-        # the start (the start is never met again: it has read no token) that does not accept
-        self.closes = not all(a.accepting[1:])
 
     def start(self, prefix_ids: list[int], words: int = 1) -> torch.Tensor:
         """The states (words, 3) of words that begin with ``prefix_ids``; the prefix must
@@ -77,6 +74,23 @@ class LetterMask:
         row = [*at, key_of(prefix_ids) if self.hashed is not None else 0]
         return torch.tensor([row], dtype=torch.long, device=self.need.device).expand(words, 3).clone()
 
+    def closes(self, prefix_ids: list[int]) -> bool:
+        """Whether a word that begins with ``prefix_ids`` may be kept from ending other than at
+        an excluded word: whether a state it can reach after the prefix does not accept. The
+        states that read a --prefix, which the sampler reads first, are never met again, nor
+        the start (a word without a prefix has at least one letter)."""
+        accepting = torch.tensor(self.automaton.accepting, device=self.need.device)
+        frontier, seen = self.start(prefix_ids)[:, 0], torch.zeros_like(accepting)
+        skip = not prefix_ids  # the start
+        while len(frontier):
+            if not skip and not bool(accepting[frontier].all()):
+                return True
+            skip = False
+            seen[frontier] = True
+            onward = self.moves[frontier][self.need[frontier] < NEVER].unique()  # the live tokens' states
+            frontier = onward[~seen[onward]]
+        return False
+
     def codes(self, states: torch.Tensor, left: torch.Tensor | int) -> torch.Tensor:
         """(B, V) uint8, for each of the words in ``states`` (B, 3) with ``left`` (B,) tokens of
         room (an int: the same for all): BLOCKED for the tokens it may not draw, SOONEST for
@@ -84,8 +98,8 @@ class LetterMask:
         ALLOWED for the rest."""
         if not isinstance(left, torch.Tensor):
             left = torch.full((len(states),), left, dtype=torch.long, device=states.device)
-        if self.code_table is not None:
-            codes = self.code_table[states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap)]
+        if self.code_table is not None:  # index_select: 3 to 8 times faster than indexing, on a CPU
+            codes = self.code_table.index_select(0, states[:, 0] * (self.cap + 1) + left.clamp(max=self.cap))
         else:
             codes = self._codes(self.need[states[:, 0]], left)
         trie = self.exception_token.shape[1] > 0
@@ -95,6 +109,8 @@ class LetterMask:
         special = states[:, 1] >= 0 if trie else torch.zeros_like(states[:, 0], dtype=torch.bool)
         excluded = self._excluded(states[:, 2]) if self.hashed is not None else None
         rows = (special | excluded if excluded is not None else special).nonzero().squeeze(1)
+        if not len(rows):  # no word on the trie nor at an excluded word's end: most steps of a long list
+            return codes
         need = self.need_spare[states[rows, 0]]
         if trie:
             nodes = states[rows, 1].clamp(min=0)  # off the trie: the root's exceptions, undone below
@@ -129,9 +145,18 @@ class LetterMask:
 
         A token the model itself gives no chance (-inf) stays below every token it gives one,
         yet is drawn rather than nothing when the constraints leave no other."""
+        if logits.device.type == "cpu":  # only the rows the constraints touch (on a GPU, asking which would wait)
+            rows = codes.any(dim=1).nonzero().squeeze(1)  # ALLOWED is 0
+            if len(rows) < len(codes):  # an exclusion list: most rows are free
+                if len(rows):
+                    logits[rows] = self._apply(logits[rows], codes[rows])
+                return logits
+        return self._apply(logits, codes)
+
+    def _apply(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         logits.clamp_(min=-1e4)
         soonest = codes == SOONEST
-        if logits.device.type == "cpu":  # only the rows that need it (on a GPU, asking which would wait)
+        if logits.device.type == "cpu":  # only the rows that need it
             rows = soonest.any(dim=1).nonzero().squeeze(1)
             if len(rows):
                 logits[rows] = self._end_to_soonest(logits[rows], soonest[rows])
@@ -147,13 +172,15 @@ class LetterMask:
     def step(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The states after each word draws its token in ``ids`` (B,)."""
         after = torch.empty_like(states)
-        after[:, 0] = self.moves[states[:, 0], ids]
+        after[:, 0] = self.moves.view(-1).index_select(0, states[:, 0] * self.vocab + ids)
         after[:, 2] = extend(states[:, 2], ids) if self.hashed is not None else 0
         after[:, 1] = -1
         if not len(self.keys):
             return after
         # the words on the trie: the child by their token, if any (on a CPU only those rows)
         on = (states[:, 1] >= 0).nonzero().squeeze(1) if states.device.type == "cpu" else slice(None)
+        if isinstance(on, torch.Tensor) and not len(on):
+            return after
         node = states[on, 1]
         key = node.clamp(min=0) * self.vocab + ids[on]
         at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)

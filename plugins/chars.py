@@ -43,6 +43,11 @@ class CharVocabulary:
             return word.lower()
         return word
 
+    def normalize_lines(self, text: str) -> str:
+        """``text``, a word a line, each word normalised: in one call, since neither NFC
+        nor a case mapping reaches across a line break."""
+        return self.normalize(text)
+
     def fit(self, words: Sequence[str]) -> None:
         self._set_chars(sorted({c for w in words for c in self.normalize(w)}))
 

@@ -43,7 +43,8 @@ class TemperatureOptions(GreedyOptions):
                             help="under constraints that can keep a word from ending (suffix, contains, "
                                  "pattern, min_length): words drawn per word returned, one chosen by how "
                                  "much probability the constraints took from each, towards the model's "
-                                 "words conditioned on them; each costs as much as a word")
+                                 "words conditioned on them; each costs up to as much as a word (drafts "
+                                 "share their beginnings)")
 
 
 @dataclass

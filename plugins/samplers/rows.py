@@ -13,7 +13,7 @@ import torch
 
 def select_rows(state: Any, keep: torch.Tensor, batch: int) -> Any:
     """The state of the words in ``keep``, out of a state of ``batch`` words."""
-    return _map_rows(state, batch, lambda s: s[:, keep])
+    return _map_rows(state, batch, lambda s: s.index_select(1, keep))  # on a CPU, faster than s[:, keep]
 
 
 def place_rows(state: Any, rows: torch.Tensor, new: Any, batch: int) -> Any:

@@ -83,52 +83,80 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     automaton's tables, ``letras.core.letter_mask``); the boundary only where it accepts.
 
     With ``particles`` (K) under a constraint that can forbid a word to end other than at an
-    excluded word, the words are drawn by ``letras.plugins.samplers.particles`` from
-    ``transform(logits) -> logits``, the sampler's distribution before the cumulative sum: a
-    word that cannot end where the model would end it keeps to the letters that finish it
-    soonest, and with K above 1, each word is chosen by weight among K, towards the sampler's
-    distribution conditioned on the constraint. Exclusion alone moves only the excluded words'
-    ends: it is steered, on the prefix tree. Without ``particles`` (greedy, a plugin's sampler),
-    each letter is steered alone, from the sampler's distribution over the masked logits.
+    excluded word, K drafts are drawn for each word, like any other words (on the tree, in the
+    batch), from ``transform(logits) -> logits``, the sampler's distribution before the
+    cumulative sum, by ``letras.plugins.samplers.particles``: a draft that cannot end where
+    the model would end it keeps to the letters that finish it soonest, and each word is the
+    draft chosen by weight among its K, towards the sampler's distribution conditioned on the
+    constraint. Exclusion alone moves only the excluded words' ends: it is steered. Without
+    ``particles`` (greedy, a plugin's sampler), each letter is steered alone, from the
+    sampler's distribution over the masked logits.
     """
+    prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
+    if steps == 0:
+        return [tokenizer.normalize(prefix)] * count
     mask = None
     if constraint is not None:
         from letras.core.letter_mask import LetterMask
 
-        mask = LetterMask(constraint, device or next(model.parameters()).device)
-    smc = mask is not None and particles is not None and mask.closes
-    if smc and transform is None:
+        mask = LetterMask(constraint, device)
+    k = particles if mask is not None and particles is not None and mask.closes(prefix_ids) else None
+    if k is not None and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
-    per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1))
+    per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
-        part = dict(count=min(per_call, count - begin), max_length=max_length, prefix=prefix, device=device,
-                    batch_size=batch_size, generator=generator, mask=mask)
-        if smc:
-            from .particles import draw_particles
+        part = min(per_call, count - begin)
+        if k is None:
+            letters: Any = Steered(cdf, mask, generator)
+        else:
+            from .particles import Drafts
 
-            found = draw_particles(model, tokenizer, transform, particles=particles, **part)
-            if found is not None:
-                words += found
-                continue
-        words += _draw_words(model, tokenizer, cdf, **part)
+            letters = Drafts(transform, mask, generator, k=k, words=part, device=device)
+        drawn = _draw_words(model, letters, prefix_ids, steps, count=part * (k or 1), device=device,
+                            batch_size=batch_size, boundary=tokenizer.boundary_id, mask=mask)
+        if k is not None:
+            drawn = drawn[letters.choose()]
+        words += decode_words(tokenizer, prefix, drawn[:, :steps], tokenizer.boundary_id)
     return words
 
 
+class Steered:
+    """Each letter from the sampler's distribution (``cdf``) over the letters the constraints
+    (``mask``, or none) allow, its end's share moved where the word may not end
+    (``LetterMask.apply``): the way every word is drawn but particles' drafts."""
+
+    extra = 0  # columns of drawn past max_length
+    in_order = False  # whether the words take the batch's rows in their order (else as they leave the tree)
+
+    def __init__(self, cdf: Callable[[torch.Tensor], torch.Tensor], mask: Any, generator: torch.Generator | None):
+        self.cdf, self.mask, self.generator = cdf, mask, generator
+
+    def in_tree(self, tree: prefix_tree.PrefixTree) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, None]]:
+        """pick(words, nodes) -> (ids, None) for ``prefix_tree.walk``: a letter for each word
+        at its node, the sampler's distribution at every node computed once for all."""
+        logits = tree.logits if tree.codes is None else self.mask.apply(tree.logits.clone(), tree.codes)
+        at_node = self.cdf(logits)
+        return lambda words, nodes: (draw(at_node[nodes], self.generator), None)
+
+    def next(self, logits: torch.Tensor, codes: torch.Tensor | None, words: torch.Tensor) -> torch.Tensor:
+        """A letter (B,) for each row of the batch from its ``logits`` (B, V), changed in place."""
+        if codes is not None:
+            logits = self.mask.apply(logits, codes)
+        return draw(self.cdf(logits), self.generator)
+
+
 @torch.inference_mode()
-def _draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor], *, count: int,
-                max_length: int, prefix: str, device: Any, batch_size: int | None,
-                generator: torch.Generator | None, mask: Any) -> list[str]:
-    prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
-    if steps == 0:
-        return [tokenizer.normalize(prefix)] * count
-    boundary = tokenizer.boundary_id
+def _draw_words(model: Any, letters: Any, prefix_ids: list[int], steps: int, *, count: int, device: Any,
+                batch_size: int | None, boundary: int, mask: Any) -> torch.Tensor:
+    """(count, steps + letters.extra) the letters of ``count`` words drawn by ``letters``,
+    each after the prefix, up to its first boundary."""
     # word i's letters go to row i; the extra last row is a sink where finished words draw
-    drawn = torch.full((count + 1, steps), boundary, dtype=torch.long, device=device)
+    drawn = torch.full((count + 1, steps + letters.extra), boundary, dtype=torch.long, device=device)
     with evaluating(model):
-        queue = _walk_the_tree(model, cdf, prefix_ids, drawn[:count], boundary, device, generator, mask)
-        _draw_the_rest(model, cdf, queue, drawn, boundary, batch_size, generator, mask)
-    return decode_words(tokenizer, prefix, drawn[:count], boundary)
+        queue = _walk_the_tree(model, letters, prefix_ids, drawn[:count], boundary, device, mask, steps)
+        _draw_the_rest(model, letters, queue, drawn, boundary, batch_size, mask, steps)
+    return drawn[:count]
 
 
 @dataclass
@@ -149,11 +177,11 @@ class _Queue:
         return len(self.word)
 
 
-def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], prefix_ids: list[int],
-                   drawn: torch.Tensor, boundary: int, device: Any, generator: torch.Generator | None,
-                   mask: Any) -> _Queue:
+def _walk_the_tree(model: Any, letters: Any, prefix_ids: list[int], drawn: torch.Tensor, boundary: int,
+                   device: Any, mask: Any, room: int) -> _Queue:
     """Read the prefix once, grow the tree of the likeliest beginnings after it, and walk every
-    word down it, drawing its letters into ``drawn``; returns the words still unfinished."""
+    word down it, drawing its letters into ``drawn``; returns the words still unfinished.
+    ``room``: the letters a word may draw after the prefix."""
     start = torch.tensor([[boundary, *prefix_ids]], device=device)  # (1, P+1)
     logits, after_prefix = model(start)  # the prefix is read once, for all the words
     # in fp32 whatever the model computes in (bf16 under autocast): a cumulative sum of
@@ -162,11 +190,13 @@ def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], pref
     if not prefix_ids:
         first[:, boundary] = float("-inf")  # a word has at least one letter
     at = None if mask is None else mask.start(prefix_ids)  # (1, 3): the prefix's automaton state
-    count, steps = drawn.shape
-    tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=steps - 1, boundary=boundary,
-                            mask=mask, at=at)
-    at_node = cdf(tree.logits)  # the sampler's distribution at each node, for all the words at once
-    word, node, ids, position = prefix_tree.walk(tree, lambda nodes: draw(at_node[nodes], generator), drawn, boundary)
+    count, columns = drawn.shape
+    tree = prefix_tree.grow(model, first, after_prefix, words=count, depth=columns - 1, boundary=boundary,
+                            mask=mask, at=at, room=room)
+    word, node, ids, position = prefix_tree.walk(tree, letters.in_tree(tree), drawn, boundary)
+    if letters.in_order:  # the words take the batch's rows in their order, not as they left the tree
+        order = torch.argsort(word)
+        word, node, ids, position = word[order], node[order], ids[order], position[order]
 
     def states_of(nodes: torch.Tensor) -> Any:
         if tree.state is None:  # the root alone, laid out otherwise: read the prefix once per word
@@ -175,8 +205,6 @@ def _walk_the_tree(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], pref
 
     at = None if mask is None else mask.step(tree.constraint[node], ids)
     return _Queue(word, node, ids, position, at, states_of, by_row=tree.state is not None)
-
-
 @dataclass
 class _Batch:
     """The words being drawn, one per row, with what each needs for its next letter."""
@@ -204,11 +232,12 @@ class _Batch:
         return True
 
 
-def _draw_the_rest(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], queue: _Queue, drawn: torch.Tensor,
-                   boundary: int, batch_size: int | None, generator: torch.Generator | None, mask: Any) -> None:
-    """Draw the queued words' letters into ``drawn``, ``batch_size`` words (all by default) a
-    recurrent call; a finished word's row goes to the next queued word (continuous batching),
-    and once none is left the batch shrinks down the ``batch_size_for`` ladder."""
+def _draw_the_rest(model: Any, letters: Any, queue: _Queue, drawn: torch.Tensor, boundary: int,
+                   batch_size: int | None, mask: Any, room: int) -> None:
+    """Draw the queued words' letters into ``drawn`` with ``letters``, ``batch_size`` words
+    (all by default) a recurrent call; a finished word's row goes to the next queued word
+    (continuous batching), and once none is left the batch shrinks down the
+    ``batch_size_for`` ladder. ``room``: the letters a word may draw after the prefix."""
     sink, steps = len(drawn) - 1, drawn.shape[1]
     width = min(len(queue), batch_size) if batch_size and queue.by_row else len(queue)
     first = slice(0, width)
@@ -217,10 +246,8 @@ def _draw_the_rest(model: Any, cdf: Callable[[torch.Tensor], torch.Tensor], queu
     begun = width  # words given a row so far
     while begun:
         logits, batch.state = model(batch.ids[:, None], batch.state)
-        logits = logits[:, -1].float()
-        if mask is not None:
-            logits = mask.apply(logits, mask.codes(batch.at, steps - batch.position))
-        batch.ids = ids = draw(cdf(logits), generator)  # (B,)
+        codes = None if mask is None else mask.codes(batch.at, room - batch.position)
+        batch.ids = ids = letters.next(logits[:, -1].float(), codes, batch.word)  # (B,)
         if mask is not None:
             batch.at = mask.step(batch.at, ids)
         drawn[batch.word, batch.position] = ids
