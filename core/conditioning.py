@@ -45,10 +45,11 @@ class LabelMixture(nn.Module):
 
     With ``guidance`` g > 0, each label leans towards itself and away from the others: its
     next letter's log-probability becomes (1 + g) log P(letter | so far, label) - g log
-    P(letter | so far, whole corpus), normalised. Letter by letter this draws from P(word |
-    label) P(label | word)^g, up to each step's normalisation: classifier-free guidance (Ho and
-    Salimans, 2022; for language models, Sanchez et al., 2023), whose unconditional model is
-    here the exact mixture of the labels by ``priors``. A blend is then the mixture of its
+    P(letter | so far, whole corpus), normalised, except that the lean only raises letters at
+    least PLAUSIBLE times as likely as the label's likeliest (``_guide``). Letter by letter
+    this draws from P(word | label) P(label | word)^g, up to each step's normalisation:
+    classifier-free guidance (Ho and Salimans, 2022; for language models, Sanchez et al.,
+    2023), whose unconditional model is here the exact mixture of the labels by ``priors``. A blend is then the mixture of its
     labels so guided, so it keeps its weights. ``embedding`` guides one blend of label
     embeddings (weights over the labels) instead of the mixture ``weights``.
 
@@ -124,7 +125,8 @@ def _guide(logp: torch.Tensor, corpus: torch.Tensor, guidance: float) -> torch.T
     plausibility constraint of contrastive decoding, Li et al., 2023): a letter rare everywhere
     but rarer still elsewhere, an accented capital, would otherwise begin many words. It can
     still lower any letter, and never to zero, so constraints always keep a letter to draw."""
-    lean = guidance * (logp - corpus)
+    # a letter no label can write (a plugin's model may mask some): nothing to lean, not NaN
+    lean = torch.where(torch.isfinite(logp), guidance * (logp - corpus), 0.0)
     plausible = logp >= logp.amax(dim=-1, keepdim=True) + math.log(PLAUSIBLE)
     return torch.log_softmax(logp + torch.where(plausible, lean, lean.clamp(max=0)), dim=-1)
 
@@ -155,7 +157,10 @@ def _split(state: Any, parts: int, batch: int) -> list[Any] | None:
     """``state`` of ``parts`` x ``batch`` words cut into ``parts`` states along dimension 1;
     None if a tensor of it does not hold the batch there."""
     if isinstance(state, torch.Tensor):
-        fits = state.dim() >= 2 and state.shape[1] == parts * batch
+        rows = parts * batch
+        # a batch-first state (rows, F) with F == rows would pass the first test: refuse it, and
+        # with it the rare nn.RNN-like state whose first dimension is rows too (one call per input)
+        fits = state.dim() >= 2 and state.shape[1] == rows and (rows == 1 or state.shape[0] != rows)
         return list(state.split(batch, dim=1)) if fits else None
     if isinstance(state, (tuple, list)):
         cut = [_split(s, parts, batch) for s in state]

@@ -123,7 +123,9 @@ class TrainedModel:
 
         ``guidance`` g > 0 leans a label's words towards it and away from the other labels:
         each letter's log-probability is (1 + g) times the label's minus g times the whole
-        corpus's, so words are drawn about in proportion to P(word | label) P(label | word)^g.
+        corpus's (raising only letters the label finds plausible), so words are drawn about in
+        proportion to P(word | label) P(label | word)^g. A run without labels, or no ``label``,
+        ignores it.
         Scoring and explaining read the label as it is (g = 0)."""
         from .conditioning import conditioned_model
 

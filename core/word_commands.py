@@ -54,7 +54,7 @@ checkpoint_option = click.option(
               help="How --label blends labels: a mixture of their words, or a mix of their embeddings.")
 @click.option("--guidance", type=click.FloatRange(min=0), default=DEFAULT_GUIDANCE, show_default=True,
               help="With --label: how far words lean towards the label and away from the others, "
-                   "P(word | label) P(label | word)^G; 0 draws from the label as it is.")
+                   "about P(word | label) P(label | word)^G; 0 draws from the label as it is.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any option of the sampler, e.g. --sampler beam -o width=50.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,

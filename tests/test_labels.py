@@ -501,3 +501,17 @@ def test_guidance_from_the_cli_and_the_api(invoke, labelled_run):
         trained.sample(label="Galicia", guidance=float("nan"))
     ok = invoke("sample", labelled_run, "--label", "País Vasco", "--guidance", "1.5", "-n", "3", "--seed", "1")
     assert ok.exit_code == 0 and len(ok.stdout.splitlines()) == 3, ok.output
+
+
+def test_guidance_of_a_letter_no_label_can_write_stays_a_number():
+    """A model may give a letter no chance under every label (a plugin's masking model): guided,
+    that letter keeps no chance and the others stay a distribution, not NaN."""
+    from toy_models import LabelledToyModel
+
+    from letras.core.conditioning import LabelMixture
+
+    table = torch.tensor([[[0.5, 0.5, 0.0]], [[0.2, 0.8, 0.0]]])  # 'b' never, under either label
+    out, _ = LabelMixture(LabelledToyModel(table), [1.0, 0.0], guidance=2.0, priors=[0.5, 0.5])(
+        torch.tensor([[0, 1, 1]]))
+    assert torch.isfinite(out[..., :2]).all() and (out[..., 2] == float("-inf")).all()
+    assert out.exp().sum(dim=-1) == pytest.approx(torch.ones(1, 3))

@@ -25,12 +25,6 @@ def place_rows(state: Any, rows: torch.Tensor, new: Any, batch: int) -> Any:
     return _map_rows(state, batch, lambda s: s.index_copy_(1, rows, next(parts).to(s.dtype)))
 
 
-def blank_rows(state: Any, batch: int) -> Any:
-    """A state laid out like ``state`` (of ``batch`` words), all zeros: a cell's state before
-    any letter, which the cell contract gives for ``h0=None``."""
-    return _map_rows(state, batch, torch.zeros_like)
-
-
 def join_rows(states: list[Any]) -> Any:
     """States laid out alike, one after the other along the batch."""
     if isinstance(states[0], torch.Tensor):
