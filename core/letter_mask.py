@@ -58,6 +58,8 @@ class LetterMask:
         self.exception_token = (trie.exception_token if trie else empty.view(0, 0)).to(device)
         self.exception_need = (trie.exception_need if trie else empty.view(0, 0).int()).to(device)
         self.need_spare = torch.nn.functional.pad(self.need, (0, 1))  # (S, V + 1)
+        # (N + 1,) whether node - 1 has exceptions; the first, False, for the words off the trie
+        self.has_exceptions = torch.nn.functional.pad((self.exception_token < vocab).any(dim=1), (1, 0))
         self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
         if self.hashed is not None:  # the codes of a word at an excluded word's end: its end blocked
             self.filter = _filter(self.hashed)
@@ -117,7 +119,7 @@ class LetterMask:
             if len(rows):
                 codes[rows] = self._read(self.end_blocked_table, self.need_end_blocked, states[rows, 0], left[rows])
         if self.exception_token.shape[1] > 0:
-            self._on_the_trie(codes, states, left)
+            self._at_exceptions(codes, states, left)
         return codes
 
     def _read(self, table: torch.Tensor | None, need: torch.Tensor, state: torch.Tensor,
@@ -143,11 +145,13 @@ class LetterMask:
         at = torch.searchsorted(self.hashed, keys).clamp_(max=len(self.hashed) - 1)
         return self.hashed.index_select(0, at) == keys
 
-    def _on_the_trie(self, codes: torch.Tensor, states: torch.Tensor, left: torch.Tensor) -> None:
-        """The codes (in place) of the words still on the trie: their nodes' exceptions
-        scattered into their rows of need, the end blocked where the key is excluded too."""
-        rows = (states[:, 1] >= 0).nonzero().squeeze(1)
-        if not len(rows):  # most steps of a long list: the trie holds the few words near --max-length
+    def _at_exceptions(self, codes: torch.Tensor, states: torch.Tensor, left: torch.Tensor) -> None:
+        """The codes (in place) of the words at a node of the trie with exceptions: those
+        scattered into their rows of need, the end blocked where the key is excluded too. (The
+        other words on the trie, most of them, need what their state needs: a trie of the
+        words near --max-length has exceptions mostly at its words' ends.)"""
+        rows = self.has_exceptions.index_select(0, states[:, 1] + 1).nonzero().squeeze(1)
+        if not len(rows):
             return
         at = states.index_select(0, rows)
         nodes = at[:, 1]
