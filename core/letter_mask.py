@@ -192,12 +192,13 @@ class LetterMask:
     def _apply(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         logits.clamp_(min=-1e4)
         soonest = codes == SOONEST
-        if logits.device.type == "cpu":  # only the rows that need it
+        rows = None
+        if logits.device.type == "cpu":  # only the rows that need it (all of them: no copy)
             rows = soonest.sum(dim=1, dtype=torch.int32).nonzero().squeeze(1)
-            if len(rows):
-                logits[rows] = self._end_to_soonest(logits[rows], soonest[rows])
-        else:
+        if rows is None or len(rows) == len(logits):
             self._end_to_soonest(logits, soonest)
+        elif len(rows):
+            logits[rows] = self._end_to_soonest(logits[rows], soonest[rows])
         return logits.masked_fill_(codes == BLOCKED, float("-inf"))
 
     def _end_to_soonest(self, logits: torch.Tensor, soonest: torch.Tensor) -> torch.Tensor:
