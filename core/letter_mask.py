@@ -61,6 +61,7 @@ class LetterMask:
         # (N + 1,) whether node - 1 has exceptions; the first, False, for the words off the trie
         self.has_exceptions = torch.nn.functional.pad((self.exception_token < vocab).any(dim=1), (1, 0))
         self.hashed = None if a.hashed is None else a.hashed.to(device)  # (K,) sorted keys
+        self.filter = self.need_end_blocked = self.end_blocked_table = None
         if self.hashed is not None:  # the codes of a word at an excluded word's end: its end blocked
             self.filter = _filter(self.hashed)
             self.need_end_blocked = self.need.clone()
@@ -134,7 +135,7 @@ class LetterMask:
         """The rows whose key (B,) is an excluded word's.
 
         The sorted keys of 100,000 words take 800 kB, which the model's step pushes out of the
-        cache: a ``searchsorted`` for every word cost 80 us a step at 1,000 words. So a filter
+        cache: a ``searchsorted`` for every word cost 80-100 us a step at 1,000 words. So a filter
         (a bool per slot, ``_filter``) is read first, and only the few words it lets through,
         about 8% of them under 100,000 of the model's likeliest words, are looked up."""
         maybe = self.filter.index_select(0, keys & (len(self.filter) - 1)).nonzero().squeeze(1)
