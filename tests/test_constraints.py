@@ -319,6 +319,17 @@ def test_unique_words_are_all_the_language_has(trained_run):
     assert len(set(greedy.sample(novel=True, unique=True, seed=0))) == 4  # each round excludes the last
 
 
+def test_novel_and_exclude_together_leave_out_both(trained_run):
+    trained = load_run(trained_run)
+    corpus = set(trained.corpus_words(required=True))
+    greedy = trained.with_sampler("greedy", count=1)
+    likeliest = greedy.sample(seed=0)[0]
+    assert likeliest in corpus  # so --novel has something to leave out
+    first = greedy.sample(novel=True, seed=0)[0]
+    second = greedy.sample(novel=True, exclude=[first], seed=0)[0]
+    assert first not in corpus and second not in corpus | {first}
+
+
 def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monkeypatch):
     from letras.plugins.samplers import sampling
 
