@@ -29,6 +29,7 @@ NEVER = 1 << 30
 ALLOWED, SOONEST, BLOCKED = 0, 1, 2  # what codes() says of each token
 TABLE_BYTES = 64 << 20  # the most the blocked table may take; past it, need is compared per step
 FILTER_SLOTS_PER_KEY = 32  # the excluded keys' filter: 1 word in 32 (or fewer) passes it without being excluded
+MAX_FILTER_SLOTS = 1 << 24  # 16 MB: past 500,000 keys more words pass it (1 in 16 at a million)
 
 
 class LetterMask:
@@ -228,8 +229,9 @@ class LetterMask:
 
 
 def _filter(keys: torch.Tensor) -> torch.Tensor:
-    """A bool for each of a power of two of slots, at least FILTER_SLOTS_PER_KEY per key:
-    True at each key's slot, its low bits. A key whose slot is False is not one of ``keys``."""
-    slots = 1 << max(len(keys) * FILTER_SLOTS_PER_KEY - 1, 1).bit_length()
+    """A bool for each of a power of two of slots, at least FILTER_SLOTS_PER_KEY per key (at
+    most MAX_FILTER_SLOTS): True at each key's slot, its low bits. A key whose slot is False
+    is not one of ``keys``."""
+    slots = min(1 << max(len(keys) * FILTER_SLOTS_PER_KEY - 1, 1).bit_length(), MAX_FILTER_SLOTS)
     table = torch.zeros(slots, dtype=torch.bool, device=keys.device)
     return table.index_fill_(0, keys & (slots - 1), True)
