@@ -161,12 +161,13 @@ def compile_constraints(constraints: Constraints, tokenizer: Any, *, hash_exclud
     the trie (the tests compare both)."""
     texts = [tokenizer.decode([v]) if v != tokenizer.boundary_id else "" for v in range(tokenizer.vocab_size)]
     named = _parts(constraints, tokenizer)
-    for flag, part in named:  # each alone first, to name the one that cannot be met
-        if _product([part], constraints.min_length, texts, tokenizer.boundary_id) is None:
-            raise UsageError("no word the model can write meets it", where=flag,
-                             hint=f"the model knows: {''.join(t for t in texts if t)}")
-    tables = _product([p for _, p in named], constraints.min_length, texts, tokenizer.boundary_id)
+    try:
+        tables = _product([p for _, p in named], constraints.min_length, texts, tokenizer.boundary_id)
+    except UsageError:  # too many states: unless one request alone cannot be met
+        _refuse_the_impossible(named, constraints.min_length, texts, tokenizer.boundary_id)
+        raise
     if tables is None:
+        _refuse_the_impossible(named, constraints.min_length, texts, tokenizer.boundary_id)
         raise UsageError(f"no word meets all these constraints together: {constraints.describe()}")
     automaton = Automaton(constraints, tokenizer.vocab_size, tokenizer.boundary_id, *tables,
                           encode=lambda word: _encode(tokenizer, word), decode=tokenizer.decode,
@@ -230,6 +231,15 @@ def _parts(constraints: Constraints, tokenizer: Any) -> list[tuple[str, Any]]:
             raise UsageError("an empty string bans nothing", where=f"--ban {banned!r}")
         parts.append((f"--ban {banned!r}", Literal(text, "ban", key)))
     return parts
+
+
+def _refuse_the_impossible(named: list[tuple[str, Any]], min_length: int, texts: list[str], boundary: int) -> None:
+    """A UsageError naming the first request that no word can meet alone, if one cannot
+    (asked only once the product of all of them has failed: their product is the common case)."""
+    for flag, part in named:
+        if _product([part], min_length, texts, boundary) is None:
+            raise UsageError("no word the model can write meets it", where=flag,
+                             hint=f"the model knows: {''.join(t for t in texts if t)}")
 
 
 def _product(parts: list[Any], min_length: int, texts: list[str], boundary: int):

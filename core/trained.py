@@ -74,11 +74,13 @@ class TrainedModel:
                        or novel or unique or exact)
         if not constrained:
             return self._draw(sampler, seed, device, precision, model=model)
+        excluded = frozenset(exclude)  # (a union copies it: 100,000 words take 2 ms more)
+        if novel:
+            excluded |= frozenset(self.corpus_words(required=True))
         constraints = Constraints(
             prefix=getattr(sampler_options, "prefix", ""), suffix=suffix or "", contains=tuple(contains),
             pattern=pattern, ban=tuple(ban), ban_exact=ban_exact, min_length=max(min_length or 1, 1),
-            max_length=getattr(sampler_options, "max_length", None),
-            exclude=frozenset(exclude) | frozenset(self.corpus_words(required=True) if novel else ()))
+            max_length=getattr(sampler_options, "max_length", None), exclude=excluded)
         if not exact and not takes_constraint(sampler):
             raise UsageError(f"the sampler '{self.config['sampler'].component.name}' takes no constraints",
                              hint="add --exact: it draws freely and keeps the words that meet them")

@@ -16,6 +16,7 @@ leaves the others (words near --max-length, or a --pattern of few words) to the 
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
@@ -24,13 +25,19 @@ if TYPE_CHECKING:
 MODULI = (2_147_483_647, 2_147_483_629)  # primes below 2**31
 BASES = (1_000_003, 911_382_323)
 LOW = (1 << 31) - 1
+CHUNK_WORDS = 1 << 14  # words hashed at once (see _keys_of)
 
 
 def extend(key: Any, ids: Any) -> Any:
     """The keys (B,) int64 of words after each reads its token in ``ids`` (B,)."""
-    high = (key >> 31) * BASES[0] + ids + 1
-    low = (key & LOW) * BASES[1] + ids + 1
-    return (high % MODULI[0]) << 31 | (low % MODULI[1])
+    import torch
+
+    # in place where it can, and a product added in one call: a step at 1,000 words is
+    # a dozen such calls, each costing about what the arithmetic does
+    ids = ids + 1
+    high = torch.add(ids, key >> 31, alpha=BASES[0]).remainder_(MODULI[0])
+    low = torch.add(ids, key & LOW, alpha=BASES[1]).remainder_(MODULI[1])
+    return high.bitwise_left_shift_(31).bitwise_or_(low)
 
 
 def key_of(ids: Iterable[int]) -> int:
@@ -65,42 +72,69 @@ def _keys_of(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
     A token per character (``automaton.letters``): all the words are one string, read as code
     points into a tensor, each turned into (its id + 1) by a table; a word's key is then the
     sum of each token's (id + 1) times the base to the power of the tokens after it in the
-    word, a cumulative sum of such terms over the whole string taken at the words' ends. No
-    Python loop over words or letters: 100,000 words of 13 letters take a few milliseconds.
+    word, modulo each prime, read from a table of those terms (``_terms``); a cumulative sum
+    of the terms over the whole string taken at the words' ends gives each word's sum. No
+    Python loop over letters: 100,000 words of 13 letters take about 18 ms.
+
+    CHUNK_WORDS words at a time: a tensor over all 100,000 words' letters takes 5 to 22 MB,
+    fresh pages of memory each, whose first touch (page faults) cost as much as the
+    arithmetic; a part's tensors take the memory the last part's freed (right after drawing
+    words, compiling 100,000 of them took 44 ms in one part, 25-33 ms in parts).
     """
+    import torch
+
+    if not words:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
+    parts = [_keys_of_part(automaton, words[i:i + CHUNK_WORDS]) for i in range(0, len(words), CHUNK_WORDS)]
+    return tuple(torch.cat(columns) for columns in zip(*parts))  # type: ignore[return-value]
+
+
+def _keys_of_part(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
+    """``_keys_of`` for a part of the words."""
     import torch
 
     if automaton.letters is None:  # tokens of several characters
         return _keys_one_by_one(automaton, words)
+    lines = itertools.chain(words, [""])  # a newline after each word, without copying the text
     if automaton.normalize_lines is not None:
-        text = automaton.normalize_lines("\n".join(words) + "\n")
+        text = automaton.normalize_lines("\n".join(lines))
     else:
-        text = "\n".join(map(automaton.normalize, words)) + "\n"
-    # int32 and in place where it can: at 100,000 words, each pass over the text's 1.4 million
-    # code points costs a millisecond or two, and a fresh tensor as much again in page faults
+        text = "\n".join(map(automaton.normalize, lines))
+    # int32 and in place where it can: each pass over the text's code points (1.4 million
+    # for 100,000 words) costs about a millisecond a million
     points = torch.frombuffer(bytearray(text, "utf-32-le"), dtype=torch.int32)
     table = _token_table(automaton)
     # index_select, not indexing: ten times faster over a million entries
     value = table.index_select(0, points.clamp_(max=len(table) - 1))  # (N,) id + 1; 0: the newline, -1: unknown
     ends = (value == 0).nonzero().squeeze(1).int()  # (W,) each word's newline
-    # a term is below V * 2**31 and the sum of all of them below N * V * 2**31: it fits
-    # int64 unmodded where N * V < 2**32. (A word with a newline in it, never drawn, would
-    # make two here.)
-    if len(ends) != len(words) or len(value) * automaton.vocab_size >= 1 << 32:
+    # each term is below 2**31, so the sum of all of them fits int64 (N < 2**32). (A word
+    # with a newline in it, never drawn, would make two here.)
+    if len(ends) != len(words) or len(value) >= 1 << 32:
         return _keys_one_by_one(automaton, words)
     length = torch.diff(ends, prepend=torch.tensor([-1], dtype=torch.int32))
-    # the tokens after each in its word, plus one: 0 at the newline, whose power is 0
-    after = torch.repeat_interleave(ends, length).sub_(torch.arange(len(value), dtype=torch.int32))
+    terms = _terms(int(length.max()) - 1, automaton.vocab_size)
+    # each token's row of terms: the tokens after it in its word, plus one (0 at the newline),
+    # times V + 1, plus its value (an unknown character's -1 reads a row that means nothing)
+    row = torch.repeat_interleave(ends, length).sub_(torch.arange(len(value), dtype=torch.int32))
+    row = row.mul_(automaton.vocab_size + 1).add_(value)
+    summed = terms.index_select(0, row).cumsum_(0).index_select(0, ends)  # (W, 2): each word's sums, plus those before
+    summed = torch.diff(summed, dim=0, prepend=torch.zeros(1, 2, dtype=torch.long)) % torch.tensor(MODULI)
     length -= 1
     known = torch.ones(len(words), dtype=torch.bool)
     known[torch.searchsorted(ends, (value < 0).nonzero().squeeze(1).int())] = False
-    longest = int(length.max())
-    key = torch.zeros(len(words), dtype=torch.long)
-    for base, modulus, shift in ((BASES[0], MODULI[0], 31), (BASES[1], MODULI[1], 0)):
+    return summed[:, 0] << 31 | summed[:, 1], length.long(), known
+
+
+def _terms(longest: int, vocab: int) -> Any:
+    """((longest + 1) * (vocab + 1), 2) int64: in row (e + 1) * (vocab + 1) + v, v times the
+    base to the power e, modulo each prime (both columns); rows 0 to vocab: zero."""
+    import torch
+
+    columns = []
+    for base, modulus in zip(BASES, MODULI):
         powers = torch.tensor([0] + [pow(base, e, modulus) for e in range(longest)])
-        summed = powers.index_select(0, after).mul_(value).cumsum_(0)[ends]  # each word's sum, plus those before
-        key |= (torch.diff(summed, prepend=torch.zeros(1, dtype=torch.long)) % modulus) << shift
-    return key, length.long(), known
+        columns.append((powers[:, None] * torch.arange(vocab + 1)).view(-1) % modulus)  # below 2**31 * V before %
+    return torch.stack(columns, dim=1)
 
 
 def _keys_one_by_one(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:

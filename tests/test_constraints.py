@@ -253,11 +253,45 @@ def test_constraints_compiled_once_per_tokenizer(vocabulary):
     assert compiled(c, vocabulary) is not first
 
 
-def assert_same_blocking(mask, other, words, max_length, vocabulary, seed, walks=400):
+def test_exclusion_codes_are_the_same_however_the_mask_reads_them(vocabulary, monkeypatch):
+    """The codes (blocked, soonest, allowed) of words along excluded words are the same read
+    from the tables, through the filter and only at the trie's nodes with exceptions, as
+    computed from need for every word, looked up in the sorted keys and scattered at every
+    node of the trie (no table, a filter every key passes, every node with exceptions)."""
+    from letras.core import letter_mask
+    from letras.core.letter_mask import LetterMask
+
+    rng, kinds = random.Random(3), set()
+    for trial in range(10):
+        words = rng.sample(WORDS, rng.choice([20, 300])) + ["".join(rng.choice("aeiorlnsV") for _ in range(
+            rng.randint(1, 8))) for _ in range(40)]
+        max_length = rng.choice([6, 9, 14, 50])
+        c = Constraints(suffix=rng.choice(["", "", "a"]), min_length=rng.choice([1, 4]), exclude=frozenset(words),
+                        max_length=max_length)
+        try:
+            automaton = compile_constraints(c, vocabulary)
+        except UsageError:
+            continue
+        kinds |= {"trie"} if automaton.trie is not None else set()
+        fast = LetterMask(automaton, "cpu")
+        assert fast.code_table is not None and fast.end_blocked_table is not None
+        with monkeypatch.context() as m:
+            m.setattr(letter_mask, "TABLE_BYTES", 0)
+            m.setattr(letter_mask, "FILTER_SLOTS_PER_KEY", 0)  # two slots: every key passes
+            plain = LetterMask(automaton, "cpu")
+        assert plain.code_table is None and bool(plain.filter.all())
+        plain.has_exceptions[1:] = True
+        assert_same_blocking(fast, plain, words, max_length, vocabulary, trial, same=lambda codes: codes)
+    assert kinds == {"trie"}
+
+
+def assert_same_blocking(mask, other, words, max_length, vocabulary, seed, walks=400, same=None):
     """Walks half along ``words`` (as long as they may), half at random: ``mask`` and
-    ``other`` block the same tokens at every step, and never every token."""
+    ``other`` block the same tokens at every step (``same(codes)`` the same, if given), and
+    never every token."""
     from letras.core.letter_mask import BLOCKED
 
+    same = same or (lambda codes: codes == BLOCKED)
     generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     paths = [vocabulary.encode(w) for w in rng.choices(sorted(words), k=200)]
     follow = torch.tensor([(p + [-1] * 60)[:60] for p in paths])[torch.randint(len(paths), (walks,))]
@@ -265,8 +299,9 @@ def assert_same_blocking(mask, other, words, max_length, vocabulary, seed, walks
     at, at_other = mask.start([], walks), other.start([], walks)
     going = torch.ones(walks, dtype=torch.bool)
     for t in range(max_length):
-        blocked = mask.codes(at, max_length - t) == BLOCKED
-        assert torch.equal(blocked[going], (other.codes(at_other, max_length - t) == BLOCKED)[going])
+        codes = mask.codes(at, max_length - t)
+        blocked = codes == BLOCKED
+        assert torch.equal(same(codes)[going], same(other.codes(at_other, max_length - t))[going])
         assert not blocked[going].all(dim=1).any(), "a word got stuck"
         ids = torch.rand(walks, vocabulary.vocab_size, generator=generator).masked_fill(blocked, -1).argmax(dim=1)
         wanted = follow[:, t] if t < follow.shape[1] else torch.full((walks,), -1)
@@ -282,6 +317,17 @@ def test_unique_words_are_all_the_language_has(trained_run):
     assert sorted(words) == ["MADRID", "MALAGA", "MURCIA"]
     greedy = trained.with_sampler("greedy", count=4)
     assert len(set(greedy.sample(novel=True, unique=True, seed=0))) == 4  # each round excludes the last
+
+
+def test_novel_and_exclude_together_leave_out_both(trained_run):
+    trained = load_run(trained_run)
+    corpus = set(trained.corpus_words(required=True))
+    greedy = trained.with_sampler("greedy", count=1)
+    likeliest = greedy.sample(seed=0)[0]
+    assert likeliest in corpus  # so --novel has something to leave out
+    first = greedy.sample(novel=True, seed=0)[0]
+    second = greedy.sample(novel=True, exclude=[first], seed=0)[0]
+    assert first not in corpus and second not in corpus | {first}
 
 
 def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monkeypatch):
@@ -338,12 +384,16 @@ def test_every_option_on_the_command_line(invoke, trained_run, tmp_path):
     assert len(jsonl.stdout.splitlines()) == 5 and all('O", "logprob"' in line for line in jsonl.stdout.splitlines())
 
 
-def test_excluded_words_hashed_at_once_as_drawing_hashes_them(vocabulary):
-    """The keys of a whole exclusion list, computed over one string of code points, are the
-    keys a word being drawn reaches letter by letter; a word with a character the model never
-    saw, an empty word or one with a line break in it changes no other word's key."""
+@pytest.mark.parametrize("chunk", [None, 7], ids=["default parts", "parts of 7 words"])
+def test_excluded_words_hashed_at_once_as_drawing_hashes_them(vocabulary, chunk, monkeypatch):
+    """The keys of a whole exclusion list, computed over one string of code points (a part of
+    the words at a time), are the keys a word being drawn reaches letter by letter; a word
+    with a character the model never saw, an empty word or one with a line break in it
+    changes no other word's key."""
     from letras.core import word_hash
 
+    if chunk:
+        monkeypatch.setattr(word_hash, "CHUNK_WORDS", chunk)
     automaton = compile_constraints(Constraints(max_length=50), vocabulary)
     words = [*WORDS[:50], "", "Ñandú€", "Valle\nde Arán", "a" * 45, "Ávila"]
     for keys_of in (word_hash._keys_of, word_hash._keys_one_by_one):
