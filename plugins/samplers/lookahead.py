@@ -1,0 +1,309 @@
+"""Drafts for words under constraints drawn with a look-ahead: each letter weighted by how
+likely the model is to go on from it to an accepted word (twisted sequential Monte Carlo).
+
+The proposal that draws words exactly from the sampler's distribution p conditioned on the
+constraints C draws each letter c after a beginning x from
+
+    q*(c | x) = p(c | x) P(C | x c) / P(C | x)
+
+where P(C | x c) is the chance that the model, going on from x c, writes a word C accepts.
+Steering (``LetterMask.apply``) knows only where that chance is zero. Here it is estimated,
+as psi, from the sampler's own words: before the drafts, ``SAMPLE_WORDS`` words are drawn
+without constraints (temperature, top-k and top-p included), and every letter of every word
+leaves a tail, the letters after it and the end. psi(s', b, c, l') is the share of the tails
+after a letter c drawn where the model's chance of ending was in bucket b (``END_EDGES``) that,
+read from the automaton's state s' (its tables, for every state at once), end accepted;
+backed off, where few tails followed that letter, towards the share after any letter of
+bucket b of at most l' letters (the room left), and that towards the share over all the
+tails and a prior exp(-dist[s']). The letter and the chance of ending are what the sampler's
+own distribution sees of the word so far; the state is what the constraints see. Without
+them (the state alone) psi hardly tells one letter from another, and the words ran on to
+--max-length (docs/performance.md). The prior keeps psi above zero wherever the constraints
+leave a way (dist[s'] <= l'), so q is positive wherever the conditioned distribution is.
+
+Each letter is drawn from q(c) proportional to p'(c) psi(after c), over the letters the mask
+allows (a draft is never stuck), the end only where the automaton accepts (its psi: 1).
+p' is p with, where the word may not end, the end's share moved onto the letters that finish
+an accepted word soonest (as steering moves it): where the model would end a word, the word
+is finished soon rather than run on. It is a function of the word so far, not a draw, so the
+weight stays exact: a draft's log weight adds log p(c) - log q(c), and with K drafts a word,
+one is chosen by weight (the Gumbel-max trick), towards the conditioned distribution as K
+grows. A letter's gain can be positive (q can give a letter less than p), so no draft is
+dropped before its end, unlike ``particles.Drafts``.
+
+This is the look-ahead of "Sequential Monte Carlo steering of large language models using
+probabilistic programs" (Lew, Zhi-Xuan, Grand and Mansinghka, 2023), twisted SMC's twist
+function, and of Ctrl-G ("Adaptable logical control for large language models", Zhang,
+Kung, Yoshida, Van den Broeck and Peng, 2024), which estimates the same P(C | x) with a
+hidden Markov model distilled from the language model; here, the model's own words' tails.
+Excluded words (``--exclude``, ``--novel``) are left to the mask: psi does not know them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from letras.core.letter_mask import BLOCKED, NEVER, SOONEST
+
+from .sampling import draw
+
+SAMPLE_WORDS = 2000  # the words whose tails estimate psi: 0.03 s on a CPU, 10,000 words' 0.15 s
+END_EDGES = (0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)  # the model's chance of ending a word, in buckets
+BUCKETS = len(END_EDGES) + 1
+PRIOR_TAILS = 1.0  # the weight of the prior exp(-dist) against all the tails
+BUCKET_TAILS = 50.0  # the weight of all the tails against those after a bucket
+LETTER_TAILS = 20.0  # the weight of the tails after a bucket against those after a letter of it
+TABLE_BYTES = 64 << 20  # past it, each step computes its rows of psi rather than gather them
+
+
+def end_bucket(p_end: torch.Tensor) -> torch.Tensor:
+    """The bucket (0 to BUCKETS - 1) of each of the model's chances of ending ``p_end``."""
+    return torch.bucketize(p_end.contiguous(), torch.tensor(END_EDGES, device=p_end.device))
+
+
+def accepted_tails(drawn: torch.Tensor, bucket: torch.Tensor, boundary: int, moves: torch.Tensor,
+                   accepting: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How the tails of the words ``drawn`` (W, L) fare from each state of the automaton
+    (``moves`` (S, V), -1 where no accepted word goes on; ``accepting`` (S,) bool). A word's
+    letters run up to the boundary (one that never ends has no tail that ends); a tail is the
+    letters after one of them, and the end; ``bucket`` (W, L) holds the bucket of the model's
+    chance of ending where each letter was drawn. Returns
+
+    - (S, BUCKETS * V) by_letter[s, b * V + c]: the tails after a letter c of bucket b that,
+      read from s, end accepted;
+    - (S, BUCKETS, L + 1) by_length[s, b, k]: those of k letters after a letter of bucket b;
+    - (BUCKETS * V,) after[b * V + c]: the tails after a letter c of bucket b.
+
+    Backwards from each word's end: whether its last k letters end accepted from s is whether
+    its last k - 1 do from the state its k-th letter from the end leads s to, every state at
+    once."""
+    S, V, (W, L) = moves.shape[0], moves.shape[1], drawn.shape
+    ended = drawn == boundary
+    length = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), L)  # letters; L: never ended
+    context = bucket * V + drawn.clamp(max=V - 1)  # each letter and its bucket
+    after = torch.bincount(context[torch.arange(L, device=drawn.device) < length[:, None]], minlength=BUCKETS * V)
+    keep = (length < L) & (length > 0)
+    length, order = length[keep].sort(descending=True)  # the words going on at a backward step: a prefix
+    drawn, context = drawn[keep][order], context[keep][order]
+    onward = torch.cat([moves.masked_fill(moves < 0, S), torch.full_like(moves[:1], S)])  # (S + 1, V); S: dead
+    end = torch.cat([accepting.float(), torch.zeros(1, device=drawn.device)])
+    by_letter = torch.zeros(S, BUCKETS * V, device=drawn.device)
+    by_length = torch.zeros(S, BUCKETS * (L + 1), device=drawn.device)
+    chunk = max(1, (1 << 22) // (S + 1))  # words at a time: (words, S + 1) stays small
+    for first in range(0, len(length), chunk):
+        n, ok = length[first:first + chunk], end.expand(min(chunk, len(length) - first), -1)  # the empty tails
+        for k in range(int(n[0])):  # the tails of k letters, after the letter n - k - 1
+            if k:
+                ok, n = ok[:int((n > k).sum())], n[:int((n > k).sum())]
+                letter = drawn[first:first + len(n)].gather(1, (n - k)[:, None])
+                ok = ok.gather(1, onward[:, letter.squeeze(1)].T)  # before the tail's first letter, from every state
+            before = context[first:first + len(n)].gather(1, (n - k - 1)[:, None]).squeeze(1)
+            by_letter.index_add_(1, before, ok[:, :S].T.contiguous())
+            by_length.index_add_(1, before // V * (L + 1) + k, ok[:, :S].T.contiguous())
+    return by_letter, by_length.view(S, BUCKETS, L + 1), after.float()
+
+
+def by_bucket(by_length: torch.Tensor, after: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """(S, BUCKETS, L + 1) the share of the tails after a letter of bucket b of at most l
+    letters that end accepted from s (``accepted_tails``' counts), towards the share over all
+    the tails and, where none got there, the prior exp(-dist[s]) (``dist`` (S,): the fewest
+    letters to an accepted state); zero where dist[s] > l."""
+    L = by_length.shape[2] - 1
+    possible = (dist[:, None] <= torch.arange(L + 1, device=dist.device)).float()  # (S, L + 1)
+    within = by_length.cumsum(dim=2)  # the tails of at most l letters
+    prior = torch.exp(-dist.float().clamp(max=80.0))[:, None] * possible
+    pooled = (within.sum(dim=1) + PRIOR_TAILS * prior) / (float(after.sum()) + PRIOR_TAILS)  # (S, L + 1)
+    tails = after.view(BUCKETS, -1).sum(dim=1)[:, None]  # (BUCKETS, 1)
+    return (within + BUCKET_TAILS * pooled[:, None]) / (tails + BUCKET_TAILS) * possible[:, None]
+
+
+class Outlook:
+    """psi of every letter for a word in automaton state s, with l letters left, where the
+    model's chance of ending is in bucket b: for letter c, psi(s', b, c, l - 1) of the state s'
+    it leads to (0.0 where the automaton blocks it); for the end, 1.0 where s accepts.
+
+    ``mask``: the constraints' ``LetterMask``; ``accepted_tails``' counts; ``dist`` (S,) the
+    fewest letters from each state to an accepted one."""
+
+    def __init__(self, mask: Any, by_letter: torch.Tensor, by_length: torch.Tensor, after: torch.Tensor,
+                 dist: torch.Tensor):
+        S, V = mask.moves.shape
+        self.room, self.boundary, self.steps = by_length.shape[2] - 1, mask.boundary, mask.moves  # steps: never -1
+        self.moves, accepting = _live_moves(mask)
+        self.accepting = accepting.float()
+        self.by_letter, self.after = by_letter, after
+        self.by_bucket = torch.nn.functional.pad(by_bucket(by_length, after, dist), (1, 0))  # column l: l - 1 left
+        self.table = None
+        if S * BUCKETS * (self.room + 1) * V * 4 <= TABLE_BYTES:  # a row per state, bucket and room, gathered
+            n = torch.arange(S * BUCKETS * (self.room + 1), device=by_letter.device)
+            self.table = self._rows(n // (BUCKETS * (self.room + 1)), n // (self.room + 1) % BUCKETS,
+                                    n % (self.room + 1))
+
+    @classmethod
+    def estimate(cls, mask: Any, room: int, draw_with: Callable[[Any, int], torch.Tensor], steered: Any,
+                 transform: Callable[[torch.Tensor], torch.Tensor], words: int | None = None) -> Outlook:
+        """From ``words`` (``SAMPLE_WORDS``) words drawn without constraints by ``steered``
+        (a ``Steered`` without a mask), ``room`` letters at most: ``draw_with(letters, n)
+        -> (n, room)`` draws n words by the policy ``letters``; ``transform``: the sampler's
+        logits, for its chance of ending."""
+        moves, accepting = _live_moves(mask)
+        words = words or SAMPLE_WORDS
+        recording = _Recording(steered, transform, mask.boundary, words, room, moves.device)
+        tails = accepted_tails(draw_with(recording, words), recording.bucket[:words, :room], mask.boundary,
+                               moves, accepting)
+        return cls(mask, *tails, torch.tensor(mask.automaton.dist, device=moves.device))
+
+    def rows(self, states: torch.Tensor, left: torch.Tensor, bucket: torch.Tensor) -> torch.Tensor:
+        """(B, V) for words in ``states`` (B,) with ``left`` (B,) letters left, their chance
+        of ending in ``bucket`` (B,)."""
+        left = left.clamp(0, self.room)
+        if self.table is not None:
+            return self.table.index_select(0, (states * BUCKETS + bucket) * (self.room + 1) + left)
+        return self._rows(states, bucket, left)
+
+    def moves_of(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The states (B,) after ``states`` (B,) draw ``ids`` (B,) (after the end: where it ended)."""
+        return self.steps.view(-1).index_select(0, states * self.steps.shape[1] + ids)
+
+    def _rows(self, states: torch.Tensor, bucket: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+        after = self.moves.index_select(0, states)  # (B, V): each letter's state
+        live = after.clamp(min=0)
+        context = bucket[:, None] * after.shape[1] + torch.arange(after.shape[1], device=after.device)
+        backed = self.by_bucket[live, bucket[:, None], left[:, None]] * (after >= 0)  # 0 where no way is left
+        rows = (self.by_letter[live, context] + LETTER_TAILS * backed) / (self.after[context] + LETTER_TAILS)
+        rows *= backed > 0
+        rows[:, self.boundary] = self.accepting.index_select(0, states)
+        return rows
+
+
+class _Recording:
+    """Draws as ``steered`` does, keeping the bucket of the sampler's chance of ending
+    (``transform``'s) where each of ``count`` words drew each of its ``room`` letters."""
+
+    extra, in_order = 0, False
+
+    def __init__(self, steered: Any, transform: Callable[[torch.Tensor], torch.Tensor], boundary: int,
+                 count: int, room: int, device: Any):
+        self.steered, self.transform, self.boundary = steered, transform, boundary
+        self.bucket = torch.zeros(count + 1, room + 1, dtype=torch.long, device=device)  # the sink, a spare column
+        self.position = torch.zeros(count + 1, dtype=torch.long, device=device)
+
+    def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, None]]:
+        pick, at_node = self.steered.in_tree(tree), self._buckets(tree.logits)
+
+        def recorded(words: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, None]:
+            self._record(words, at_node[nodes])
+            return pick(words, nodes)
+
+        return recorded
+
+    def next(self, logits: torch.Tensor, codes: None, words: torch.Tensor) -> torch.Tensor:
+        self._record(words, self._buckets(logits))
+        return self.steered.next(logits, codes, words)
+
+    def _buckets(self, logits: torch.Tensor) -> torch.Tensor:
+        return end_bucket(torch.softmax(self.transform(logits), dim=-1)[:, self.boundary])
+
+    def _record(self, words: torch.Tensor, buckets: torch.Tensor) -> None:
+        at = self.position.index_select(0, words)
+        self.bucket[words, at] = buckets
+        self.position[words] = (at + 1).clamp_(max=self.bucket.shape[1] - 1)  # the sink's row draws on
+
+
+class LookaheadDrafts:
+    """K drafts for each of ``words`` words, draft j of word i in row j * words + i of drawn
+    (one more row: the batch's sink), each letter drawn by the ``outlook``'s look-ahead, with
+    their log weights log p/q. ``transform(logits) -> logits``: the sampler's distribution p."""
+
+    extra = 1  # a column past max_length: a draft of max_length letters draws the end, which p weighs
+    in_order = False  # no draft waits for another: the words take rows as they leave the tree
+
+    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], outlook: Outlook,
+                 generator: torch.Generator | None, *, k: int, words: int, device: Any):
+        self.transform, self.outlook, self.generator, self.k, self.words = transform, outlook, generator, k, words
+        self.weight = torch.zeros(k * words + 1, device=device)
+        # each draft's automaton state and letters left, after its letters so far
+        self.state = torch.zeros(k * words + 1, dtype=torch.long, device=device)
+        self.left = torch.zeros(k * words + 1, dtype=torch.long, device=device)
+
+    def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, None]]:
+        """pick(drafts, nodes) -> (ids, None) for ``prefix_tree.walk``: the drafts at a node
+        share its q, computed once for all."""
+        states, left = tree.constraint[:, 0], self.outlook.room - _depths(tree.child)
+        cdf, look = self._proposal(tree.logits, tree.codes, states, left)
+
+        def pick(drafts: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, None]:
+            ids = draw(cdf[nodes], self.generator)
+            self._drew(drafts, ids, cdf[nodes, -1], look[nodes], states[nodes], left[nodes])
+            return ids, None
+
+        return pick
+
+    def next(self, logits: torch.Tensor, codes: torch.Tensor, drafts: torch.Tensor) -> torch.Tensor:
+        """A letter (B,) for each row of the batch, drafts ``drafts`` (B,), from its ``logits``
+        (B, V) and ``codes`` (B, V); adds each draft's log p/q."""
+        states, left = self.state.index_select(0, drafts), self.left.index_select(0, drafts)
+        cdf, look = self._proposal(logits, codes, states, left)
+        ids = draw(cdf, self.generator)
+        self._drew(drafts, ids, cdf[:, -1], look, states, left)
+        return ids
+
+    def _proposal(self, logits: torch.Tensor, codes: torch.Tensor, states: torch.Tensor,
+                  left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q as cumulative weights (B, V), not normalised (``draw``'s), and q / p (B, V): p
+        times psi over the letters ``codes`` allow, times 1 + the end's share moved onto each
+        unit of the soonest letters' probability where the word may not end. A draft whose
+        letters p gives no chance draws them by q / p alone (its weight is zero): it is never
+        stuck."""
+        allowed = codes.float().neg_().add_(float(BLOCKED)).clamp_(max=1.0)  # 1.0, 1.0, 0.0 for ALLOWED, SOONEST, BLOCKED
+        soonest = (codes == SOONEST).float()
+        p = torch.softmax(self.transform(logits), dim=-1)
+        p_end = p[:, self.outlook.boundary, None]
+        look = self.outlook.rows(states, left, end_bucket(p_end.squeeze(1))).mul_(allowed)
+        p_soonest = (p * soonest).sum(dim=1, keepdim=True)
+        look.mul_(soonest.mul_(torch.where(p_soonest > 0, p_end / p_soonest.clamp(min=1e-30), 0.0)).add_(1.0))
+        cdf = p.mul_(look).cumsum_(dim=1)
+        none = cdf[:, -1] == 0
+        if logits.device.type != "cpu" or bool(none.any()):  # on a GPU, asking would wait
+            cdf = torch.where(none[:, None], look.cumsum(dim=1), cdf)
+        return cdf, look
+
+    def _drew(self, drafts: torch.Tensor, ids: torch.Tensor, total: torch.Tensor, look: torch.Tensor,
+              states: torch.Tensor, left: torch.Tensor) -> None:
+        """The drafts drew ``ids``: log p - log q = log total - log (q / p)(letter) joins their
+        weights (minus infinity where p gave no letter a chance), and their states and
+        letters left move on."""
+        chance = look.gather(1, ids[:, None]).squeeze(1)
+        gain = torch.where(chance > 0, total.log() - chance.log(), float("-inf"))  # 0: a rounding's draw
+        self.weight.index_add_(0, drafts, gain)
+        self.state[drafts] = self.outlook.moves_of(states, ids)
+        self.left[drafts] = left - 1
+
+    def choose(self) -> torch.Tensor:
+        """The row of drawn of each word's draft chosen by weight: the largest log weight plus
+        a Gumbel noise (a word whose drafts all weigh zero: any of them alike)."""
+        weight = self.weight[:-1].view(self.k, self.words)
+        uniform = torch.rand(weight.shape, generator=self.generator, device=weight.device).clamp_(min=1e-30)
+        noise = -torch.log(-torch.log(uniform))
+        key = torch.where(weight.max(dim=0).values == float("-inf"), noise, weight + noise)
+        return key.argmax(dim=0) * self.words + torch.arange(self.words, device=key.device)
+
+
+def _depths(child: torch.Tensor) -> torch.Tensor:
+    """(N,) each node's letters past the root, from the tree's links ``child`` (N, V)."""
+    depth = torch.zeros(len(child), dtype=torch.long, device=child.device)
+    level, d = torch.zeros(1, dtype=torch.long, device=child.device), 0
+    while len(level):
+        level = child.index_select(0, level).flatten()
+        level = level[level >= 0]
+        d += 1
+        depth[level] = d
+    return depth
+
+
+def _live_moves(mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, V) the state each token leads to, -1 where no accepted word goes on (the end: where
+    the state does not accept); (S,) bool, whether each state accepts."""
+    return torch.where(mask.need < NEVER, mask.moves, -1), mask.need[:, mask.boundary] == 0
