@@ -58,7 +58,7 @@ def test_tails_counted_as_a_brute_force_counts_them(ab):
     for i, (word, end) in enumerate(zip(words, ends)):
         ids = ab.encode(word)[:7]
         drawn[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        bucket[i, :len(ids)] = lookahead.end_bucket(torch.tensor(end[:7]))
+        bucket[i, :len(ids)] = lookahead.end_bucket(torch.tensor(end[:7]), torch.arange(len(ids)) == 0)
     moves, accepting = lookahead._live_moves(mask)
     by_letter, by_length, after = lookahead.accepted_tails(drawn, bucket, 0, moves, accepting)
 
@@ -93,7 +93,7 @@ def draft_chances(outlook, mask, max_length: int) -> dict[str, float]:
         left = max_length - len(word)
         codes = mask.codes(at, left)[0]
         soonest, allowed = (codes == SOONEST).float(), (codes != BLOCKED).float()
-        bucket = lookahead.end_bucket(p[:1])
+        bucket = lookahead.end_bucket(p[:1], torch.tensor([word == ""]))
         psi = outlook.rows(at[:, 0], torch.tensor([left]), bucket)[0]
         moved = p[0] / (p * soonest).sum() if soonest.any() else 0.0
         q = p * psi * allowed * (1 + moved * soonest)

@@ -51,16 +51,16 @@ from .sampling import draw
 
 SAMPLE_WORDS = 2000  # the words whose tails estimate psi: 0.03 s on a CPU, 10,000 words' 0.15 s
 END_EDGES = (0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)  # the model's chance of ending a word, in buckets
-BUCKETS = len(END_EDGES) + 1
-PRIOR_TAILS = 1.0  # the weight of the prior exp(-dist) against all the tails
-BUCKET_TAILS = 50.0  # the weight of all the tails against those after a bucket
-LETTER_TAILS = 20.0  # the weight of the tails after a bucket against those after a letter of it
+FIRST = len(END_EDGES) + 1  # the bucket of a word's first letter: tails of whole words, not of their ends
+BUCKETS = FIRST + 1
+SHRINK = 1.0  # accepted tails: how much a share of few tails is pulled towards a coarser share
 TABLE_BYTES = 64 << 20  # past it, each step computes its rows of psi rather than gather them
 
 
-def end_bucket(p_end: torch.Tensor) -> torch.Tensor:
-    """The bucket (0 to BUCKETS - 1) of each of the model's chances of ending ``p_end``."""
-    return torch.bucketize(p_end.contiguous(), torch.tensor(END_EDGES, device=p_end.device))
+def end_bucket(p_end: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """The bucket of each of the model's chances of ending ``p_end`` (FIRST where ``first``)."""
+    bucket = torch.bucketize(p_end.contiguous(), torch.tensor(END_EDGES, device=p_end.device))
+    return bucket.masked_fill_(first, FIRST)
 
 
 def accepted_tails(drawn: torch.Tensor, bucket: torch.Tensor, boundary: int, moves: torch.Tensor,
@@ -106,17 +106,17 @@ def accepted_tails(drawn: torch.Tensor, bucket: torch.Tensor, boundary: int, mov
 
 
 def by_bucket(by_length: torch.Tensor, after: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-    """(S, BUCKETS, L + 1) the share of the tails after a letter of bucket b of at most l
-    letters that end accepted from s (``accepted_tails``' counts), towards the share over all
-    the tails and, where none got there, the prior exp(-dist[s]) (``dist`` (S,): the fewest
-    letters to an accepted state); zero where dist[s] > l."""
+    """(S, BUCKETS, L + 1) psi from the tails after a letter of bucket b of at most l letters
+    that end accepted from s (``accepted_tails``' counts), shrunk towards psi from all the
+    tails, and that towards the prior exp(-dist[s]) (``dist`` (S,): the fewest letters to an
+    accepted state); zero where dist[s] > l."""
     L = by_length.shape[2] - 1
     possible = (dist[:, None] <= torch.arange(L + 1, device=dist.device)).float()  # (S, L + 1)
     within = by_length.cumsum(dim=2)  # the tails of at most l letters
     prior = torch.exp(-dist.float().clamp(max=80.0))[:, None] * possible
-    pooled = (within.sum(dim=1) + PRIOR_TAILS * prior) / (float(after.sum()) + PRIOR_TAILS)  # (S, L + 1)
+    pooled = prior * _shrunk(within.sum(dim=1), float(after.sum()) * prior)  # (S, L + 1)
     tails = after.view(BUCKETS, -1).sum(dim=1)[:, None]  # (BUCKETS, 1)
-    return (within + BUCKET_TAILS * pooled[:, None]) / (tails + BUCKET_TAILS) * possible[:, None]
+    return pooled[:, None] * _shrunk(within, tails * pooled[:, None])
 
 
 class Outlook:
@@ -135,11 +135,8 @@ class Outlook:
         self.accepting = accepting.float()
         self.by_letter, self.after = by_letter, after
         self.by_bucket = torch.nn.functional.pad(by_bucket(by_length, after, dist), (1, 0))  # column l: l - 1 left
-        self.table = None
-        if S * BUCKETS * (self.room + 1) * V * 4 <= TABLE_BYTES:  # a row per state, bucket and room, gathered
-            n = torch.arange(S * BUCKETS * (self.room + 1), device=by_letter.device)
-            self.table = self._rows(n // (BUCKETS * (self.room + 1)), n // (self.room + 1) % BUCKETS,
-                                    n % (self.room + 1))
+        # a row per state, bucket and room, gathered at each step; past TABLE_BYTES, computed
+        self.table = self._table() if S * BUCKETS * (self.room + 1) * V * 4 <= TABLE_BYTES else None
 
     @classmethod
     def estimate(cls, mask: Any, room: int, draw_with: Callable[[Any, int], torch.Tensor], steered: Any,
@@ -167,12 +164,25 @@ class Outlook:
         """The states (B,) after ``states`` (B,) draw ``ids`` (B,) (after the end: where it ended)."""
         return self.steps.view(-1).index_select(0, states * self.steps.shape[1] + ids)
 
+    def _table(self) -> torch.Tensor:
+        """(S * BUCKETS * (room + 1), V) the rows of every state, bucket and room, as ``_rows``
+        computes them, a state's letters at a time."""
+        (S, V), B = self.moves.shape, BUCKETS
+        live = self.moves.clamp(min=0)
+        backed = self.by_bucket[live][..., : self.room + 1].permute(0, 2, 3, 1)  # (S, B, room + 1, V): by letter
+        backed = backed * (self.moves >= 0)[:, None, None, :]
+        letter = self.by_letter.view(-1, B, V)[live, :, torch.arange(V, device=live.device)]  # (S, V, B)
+        rows = backed * _shrunk(letter.permute(0, 2, 1)[:, :, None, :], self.after.view(B, 1, V) * backed)
+        rows *= backed > 0
+        rows[..., self.boundary] = self.accepting[:, None, None]
+        return rows.reshape(-1, V)
+
     def _rows(self, states: torch.Tensor, bucket: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
         after = self.moves.index_select(0, states)  # (B, V): each letter's state
         live = after.clamp(min=0)
         context = bucket[:, None] * after.shape[1] + torch.arange(after.shape[1], device=after.device)
         backed = self.by_bucket[live, bucket[:, None], left[:, None]] * (after >= 0)  # 0 where no way is left
-        rows = (self.by_letter[live, context] + LETTER_TAILS * backed) / (self.after[context] + LETTER_TAILS)
+        rows = backed * _shrunk(self.by_letter[live, context], self.after[context] * backed)
         rows *= backed > 0
         rows[:, self.boundary] = self.accepting.index_select(0, states)
         return rows
@@ -191,7 +201,7 @@ class _Recording:
         self.position = torch.zeros(count + 1, dtype=torch.long, device=device)
 
     def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, None]]:
-        pick, at_node = self.steered.in_tree(tree), self._buckets(tree.logits)
+        pick, at_node = self.steered.in_tree(tree), self._p_end(tree.logits)
 
         def recorded(words: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, None]:
             self._record(words, at_node[nodes])
@@ -200,15 +210,15 @@ class _Recording:
         return recorded
 
     def next(self, logits: torch.Tensor, codes: None, words: torch.Tensor) -> torch.Tensor:
-        self._record(words, self._buckets(logits))
+        self._record(words, self._p_end(logits))
         return self.steered.next(logits, codes, words)
 
-    def _buckets(self, logits: torch.Tensor) -> torch.Tensor:
-        return end_bucket(torch.softmax(self.transform(logits), dim=-1)[:, self.boundary])
+    def _p_end(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.transform(logits), dim=-1)[:, self.boundary]
 
-    def _record(self, words: torch.Tensor, buckets: torch.Tensor) -> None:
+    def _record(self, words: torch.Tensor, p_end: torch.Tensor) -> None:
         at = self.position.index_select(0, words)
-        self.bucket[words, at] = buckets
+        self.bucket[words, at] = end_bucket(p_end, at == 0)
         self.position[words] = (at + 1).clamp_(max=self.bucket.shape[1] - 1)  # the sink's row draws on
 
 
@@ -261,7 +271,8 @@ class LookaheadDrafts:
         soonest = (codes == SOONEST).float()
         p = torch.softmax(self.transform(logits), dim=-1)
         p_end = p[:, self.outlook.boundary, None]
-        look = self.outlook.rows(states, left, end_bucket(p_end.squeeze(1))).mul_(allowed)
+        bucket = end_bucket(p_end.squeeze(1), left == self.outlook.room)
+        look = self.outlook.rows(states, left, bucket).mul_(allowed)
         p_soonest = (p * soonest).sum(dim=1, keepdim=True)
         look.mul_(soonest.mul_(torch.where(p_soonest > 0, p_end / p_soonest.clamp(min=1e-30), 0.0)).add_(1.0))
         cdf = p.mul_(look).cumsum_(dim=1)
@@ -289,6 +300,14 @@ class LookaheadDrafts:
         noise = -torch.log(-torch.log(uniform))
         key = torch.where(weight.max(dim=0).values == float("-inf"), noise, weight + noise)
         return key.argmax(dim=0) * self.words + torch.arange(self.words, device=key.device)
+
+
+def _shrunk(accepted: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """How many times more often some tails end accepted than a coarser estimate says:
+    ``accepted`` of them did where ``expected`` would have, shrunk towards 1 by SHRINK
+    accepted tails on each side (a gamma prior on the ratio), so that one rare tail is not
+    taken for a rule, nor the want of one for a wall."""
+    return (accepted + SHRINK) / (expected + SHRINK)
 
 
 def _depths(child: torch.Tensor) -> torch.Tensor:
