@@ -11,13 +11,15 @@ Steering (``LetterMask.apply``) knows only where that chance is zero. Here it is
 as psi, from the sampler's own words: before the drafts, ``SAMPLE_WORDS`` words are drawn
 without constraints (temperature, top-k and top-p included), and every letter of every word
 leaves a tail, the letters after it and the end. psi(s', b, c, l') is the share of the tails
-after a letter c drawn where the model's chance of ending was in bucket b (``END_EDGES``) that,
-read from the automaton's state s' (its tables, for every state at once), end accepted;
-backed off, where few tails followed that letter, towards the share after any letter of
-bucket b of at most l' letters (the room left), and that towards the share over all the
-tails and a prior exp(-dist[s']). The letter and the chance of ending are what the sampler's
-own distribution sees of the word so far; the state is what the constraints see. Without
-them (the state alone) psi hardly tells one letter from another, and the words ran on to
+after a letter c drawn where the model's chance of ending was in bucket b (``END_EDGES``; a
+word's first letter has its own) that, read from the automaton's state s' (its tables, for
+every state at once), end accepted, shrunk towards the share after any letter of bucket b of
+at most l' letters (the room left), that towards the share over all the tails, and that
+towards a prior exp(-dist[s']): each by a gamma prior on the ratio of a share to the coarser
+one (``SHRINK``), so that the one sampled word a rare constraint accepts does not become a
+rule, nor a state no tail reached a wall. The letter and the chance of ending are what the
+sampler's own distribution sees of the word so far; the state is what the constraints see.
+With the state alone, psi hardly told one letter from another, and the words ran on to
 --max-length (docs/performance.md). The prior keeps psi above zero wherever the constraints
 leave a way (dist[s'] <= l'), so q is positive wherever the conditioned distribution is.
 
@@ -41,11 +43,12 @@ Excluded words (``--exclude``, ``--novel``) are left to the mask: psi does not k
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
 
-from letras.core.letter_mask import BLOCKED, NEVER, SOONEST
+from letras.core.letter_mask import NEVER
 
 from .sampling import draw
 
@@ -59,8 +62,12 @@ TABLE_BYTES = 64 << 20  # past it, each step computes its rows of psi rather tha
 
 def end_bucket(p_end: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     """The bucket of each of the model's chances of ending ``p_end`` (FIRST where ``first``)."""
-    bucket = torch.bucketize(p_end.contiguous(), torch.tensor(END_EDGES, device=p_end.device))
-    return bucket.masked_fill_(first, FIRST)
+    return torch.bucketize(p_end.contiguous(), _edges(p_end.device)).masked_fill_(first, FIRST)
+
+
+@functools.lru_cache(maxsize=None)
+def _edges(device: torch.device) -> torch.Tensor:
+    return torch.tensor(END_EDGES, device=device)  # once per device, not a copy to it per letter
 
 
 def accepted_tails(drawn: torch.Tensor, bucket: torch.Tensor, boundary: int, moves: torch.Tensor,
@@ -79,7 +86,7 @@ def accepted_tails(drawn: torch.Tensor, bucket: torch.Tensor, boundary: int, mov
     Backwards from each word's end: whether its last k letters end accepted from s is whether
     its last k - 1 do from the state its k-th letter from the end leads s to, every state at
     once."""
-    S, V, (W, L) = moves.shape[0], moves.shape[1], drawn.shape
+    (S, V), L = moves.shape, drawn.shape[1]
     ended = drawn == boundary
     length = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), L)  # letters; L: never ended
     context = bucket * V + drawn.clamp(max=V - 1)  # each letter and its bucket
@@ -167,7 +174,7 @@ class Outlook:
     def _table(self) -> torch.Tensor:
         """(S * BUCKETS * (room + 1), V) the rows of every state, bucket and room, as ``_rows``
         computes them, a state's letters at a time."""
-        (S, V), B = self.moves.shape, BUCKETS
+        V, B = self.moves.shape[1], BUCKETS
         live = self.moves.clamp(min=0)
         backed = self.by_bucket[live][..., : self.room + 1].permute(0, 2, 3, 1)  # (S, B, room + 1, V): by letter
         backed = backed * (self.moves >= 0)[:, None, None, :]
@@ -267,8 +274,11 @@ class LookaheadDrafts:
         unit of the soonest letters' probability where the word may not end. A draft whose
         letters p gives no chance draws them by q / p alone (its weight is zero): it is never
         stuck."""
-        allowed = codes.float().neg_().add_(float(BLOCKED)).clamp_(max=1.0)  # 1.0, 1.0, 0.0 for ALLOWED, SOONEST, BLOCKED
-        soonest = (codes == SOONEST).float()
+        # in float arithmetic on the codes ALLOWED, SOONEST, BLOCKED (0, 1, 2): on a CPU a
+        # comparison or a product with a bool tensor costs four to six times a float product
+        after = codes.float().neg_().add_(2.0)  # 2 - c
+        soonest = codes.float().mul_(after)  # c (2 - c): 1.0 where SOONEST
+        allowed = after.clamp_(max=1.0)  # 1.0, 1.0, 0.0
         p = torch.softmax(self.transform(logits), dim=-1)
         p_end = p[:, self.outlook.boundary, None]
         bucket = end_bucket(p_end.squeeze(1), left == self.outlook.room)
