@@ -110,8 +110,9 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     if k is not None and proposal == "lookahead":  # psi from the sampler's own words, once for all the parts
         from .lookahead import Outlook
 
+        # its few thousand words in one batch, whatever the batch of the words asked for
         outlook = Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
-            model, letters, prefix_ids, steps, count=n, device=device, batch_size=batch_size,
+            model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
             boundary=tokenizer.boundary_id, mask=None), Steered(cdf, None, generator), transform)
     elif proposal not in ("closing", "lookahead"):
         raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
