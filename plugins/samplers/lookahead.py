@@ -180,7 +180,6 @@ class Outlook:
         backed = backed * (self.moves >= 0)[:, None, None, :]
         letter = self.by_letter.view(-1, B, V)[live, :, torch.arange(V, device=live.device)]  # (S, V, B)
         rows = backed * _shrunk(letter.permute(0, 2, 1)[:, :, None, :], self.after.view(B, 1, V) * backed)
-        rows *= backed > 0
         rows[..., self.boundary] = self.accepting[:, None, None]
         return rows.reshape(-1, V)
 
@@ -190,7 +189,6 @@ class Outlook:
         context = bucket[:, None] * after.shape[1] + torch.arange(after.shape[1], device=after.device)
         backed = self.by_bucket[live, bucket[:, None], left[:, None]] * (after >= 0)  # 0 where no way is left
         rows = backed * _shrunk(self.by_letter[live, context], self.after[context] * backed)
-        rows *= backed > 0
         rows[:, self.boundary] = self.accepting.index_select(0, states)
         return rows
 

@@ -95,6 +95,8 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     ``particles`` (greedy, a plugin's sampler), each letter is steered alone, from the
     sampler's distribution over the masked logits.
     """
+    if proposal not in ("closing", "lookahead"):
+        raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
     prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
@@ -114,8 +116,6 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
         outlook = Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
             model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
             boundary=tokenizer.boundary_id, mask=None), Steered(cdf, None, generator), transform)
-    elif proposal not in ("closing", "lookahead"):
-        raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
