@@ -211,3 +211,13 @@ def test_the_proposal_on_the_command_line(invoke, trained_run):
     assert len(words) == 20 and all(w.endswith("A") and len(w) >= 5 for w in words)
     bad = invoke("sample", trained_run, "--suffix", "A", "--proposal", "peek")
     assert bad.exit_code == 2 and "Invalid value for '--proposal'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_automaton_too_large_for_psi_draws_closing_drafts(ab, monkeypatch):
+    automaton = compile_constraints(Constraints(suffix="ab", min_length=3, max_length=6), ab)
+    sampler = TemperatureSampler(count=200, max_length=6, particles=2, proposal="lookahead")
+    assert lookahead.Outlook.fits(LetterMask(automaton, "cpu"), 6)
+    monkeypatch.setattr(lookahead, "COUNT_BYTES", 0)
+    monkeypatch.setattr(lookahead.LookaheadDrafts, "__init__", lambda *args, **kwargs: pytest.fail("look-ahead"))
+    words = sampler.sample(Bigram(), ab, seed=0, constraint=automaton)
+    assert len(words) == 200 and all(w.endswith("ab") and len(w) >= 3 for w in words)

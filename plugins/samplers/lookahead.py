@@ -58,6 +58,7 @@ FIRST = len(END_EDGES) + 1  # the bucket of a word's first letter: tails of whol
 BUCKETS = FIRST + 1
 SHRINK = 1.0  # accepted tails: how much a share of few tails is pulled towards a coarser share
 TABLE_BYTES = 64 << 20  # past it, each step computes its rows of psi rather than gather them
+COUNT_BYTES = 64 << 20  # past it (an automaton of some 14,000 states), no look-ahead: see fits()
 
 
 def end_bucket(p_end: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
@@ -144,6 +145,13 @@ class Outlook:
         self.by_bucket = torch.nn.functional.pad(by_bucket(by_length, after, dist), (1, 0))  # column l: l - 1 left
         # a row per state, bucket and room, gathered at each step; past TABLE_BYTES, computed
         self.table = self._table() if S * BUCKETS * (self.room + 1) * V * 4 <= TABLE_BYTES else None
+
+    @staticmethod
+    def fits(mask: Any, room: int) -> bool:
+        """Whether psi's counts for ``mask``'s automaton, ``room`` letters, fit COUNT_BYTES:
+        they take a row per state, and counting them reads every tail from every state."""
+        S, V = mask.moves.shape
+        return S * BUCKETS * (V + room + 1) * 4 <= COUNT_BYTES
 
     @classmethod
     def estimate(cls, mask: Any, room: int, draw_with: Callable[[Any, int], torch.Tensor], steered: Any,

@@ -90,7 +90,8 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     draft chosen by weight among its K, towards the sampler's distribution conditioned on the
     constraint. ``proposal="lookahead"``: the drafts are drawn by
     ``letras.plugins.samplers.lookahead`` instead, each letter weighted by how often the
-    sampler's own words go on from there to an accepted word. Exclusion alone moves only the
+    sampler's own words go on from there to an accepted word (closing's, for an automaton too
+    large for its counts: ``Outlook.fits``). Exclusion alone moves only the
     excluded words' ends: it is steered. Without
     ``particles`` (greedy, a plugin's sampler), each letter is steered alone, from the
     sampler's distribution over the masked logits.
@@ -112,8 +113,9 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     if k is not None and proposal == "lookahead":  # psi from the sampler's own words, once for all the parts
         from .lookahead import Outlook
 
-        # its few thousand words in one batch, whatever the batch of the words asked for
-        outlook = Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
+        # its few thousand words in one batch, whatever the batch of the words asked for;
+        # an automaton too large for psi's counts: closing
+        outlook = None if not Outlook.fits(mask, steps) else Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
             model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
             boundary=tokenizer.boundary_id, mask=None), Steered(cdf, None, generator), transform)
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
