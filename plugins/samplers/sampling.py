@@ -117,7 +117,7 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
         # an automaton too large for psi's counts: closing
         outlook = None if not Outlook.fits(mask, steps) else Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
             model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
-            boundary=tokenizer.boundary_id, mask=None), Steered(cdf, None, generator), transform)
+            boundary=tokenizer.boundary_id, mask=None), transform, generator)
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
