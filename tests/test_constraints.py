@@ -65,9 +65,9 @@ def samplers(c: Constraints):
 
 
 def test_every_word_meets_random_combinations_of_constraints(vocabulary, lstm, monkeypatch):
-    from letras.plugins.samplers import lookahead
+    from letras.plugins.samplers import outlook
 
-    monkeypatch.setattr(lookahead, "SAMPLE_WORDS", 100)  # the look-ahead's psi from fewer words: as valid
+    monkeypatch.setattr(outlook, "SAMPLE_WORDS", 100)  # the look-ahead's psi from fewer words: as valid
     rng = random.Random(0)
     drawn = met = 0
     for trial in range(30):

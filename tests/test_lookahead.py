@@ -13,7 +13,7 @@ import torch
 from letras.core import components
 from letras.core.constraints import Constraints, compile_constraints
 from letras.core.letter_mask import BLOCKED, SOONEST, LetterMask
-from letras.plugins.samplers import lookahead, prefix_tree
+from letras.plugins.samplers import lookahead, outlook, prefix_tree
 from letras.plugins.samplers.sampling import TemperatureSampler
 from test_constraints import Bigram, frequencies, total_variation, word_probability
 from toy_models import CoinModel
@@ -59,11 +59,11 @@ def test_tails_counted_as_a_brute_force_counts_them(ab):
     for i, (word, end) in enumerate(zip(words, ends)):
         ids = ab.encode(word)[:7]
         drawn[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-        bucket[i, :len(ids)] = lookahead.end_bucket(torch.tensor(end[:7]), torch.arange(len(ids)) == 0)
-    moves, accepting = lookahead._live_moves(mask)
-    by_letter, by_length, after = lookahead.accepted_tails(drawn, bucket, 0, moves, accepting)
+        bucket[i, :len(ids)] = outlook.end_bucket(torch.tensor(end[:7]), torch.arange(len(ids)) == 0)
+    moves, accepting = outlook._live_moves(mask)
+    by_letter, by_length, after = outlook.accepted_tails(drawn, bucket, 0, moves, accepting)
 
-    S, V, B = len(automaton.next), ab.vocab_size, lookahead.BUCKETS
+    S, V, B = len(automaton.next), ab.vocab_size, outlook.BUCKETS
     letter, length, tails = torch.zeros(S, B * V), torch.zeros(S, B, 8), torch.zeros(B * V)
     for i, word in enumerate(words):
         ids = ab.encode(word)[:7]
@@ -81,9 +81,9 @@ def test_tails_counted_as_a_brute_force_counts_them(ab):
     assert by_letter.sum() > 100  # the constraints accept enough tails to test something
 
 
-def draft_chances(outlook, mask, max_length: int) -> dict[str, float]:
+def draft_chances(estimated, mask, max_length: int) -> dict[str, float]:
     """The chance one look-ahead draft gives each word on the Bigram model, brute force over
-    every beginning: at each letter, p times psi (the outlook's) times 1 + the end's share
+    every beginning: at each letter, p times psi (``estimated``'s) times 1 + the end's share
     moved onto the soonest letters, renormalised over the letters the mask allows."""
     probs, found = Bigram.TABLE.softmax(-1), {}
     first = Bigram.TABLE[0].clone()
@@ -94,8 +94,8 @@ def draft_chances(outlook, mask, max_length: int) -> dict[str, float]:
         left = max_length - len(word)
         codes = mask.codes(at, left)[0]
         soonest, allowed = (codes == SOONEST).float(), (codes != BLOCKED).float()
-        bucket = lookahead.end_bucket(p[:1], torch.tensor([word == ""]))
-        psi = outlook.rows(at[:, 0], torch.tensor([left]), bucket)[0]
+        bucket = outlook.end_bucket(p[:1], torch.tensor([word == ""]))
+        psi = estimated.rows(at[:, 0], torch.tensor([left]), bucket)[0]
         moved = p[0] / (p * soonest).sum() if soonest.any() else 0.0
         q = p * psi * allowed * (1 + moved * soonest)
         q = q / q.sum()
@@ -111,32 +111,16 @@ def draft_chances(outlook, mask, max_length: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def toy_outlook(ab):
-    """The Bigram's look-ahead under --suffix ab --min-length 3 --max-length 6, estimated once."""
-    c = Constraints(suffix="ab", min_length=3, max_length=6)
-    automaton = compile_constraints(c, ab)
-    captured = []
-    TemperatureSampler(count=10, max_length=6, particles=1, proposal="lookahead").sample(
-        Bigram(), ab, seed=0, constraint=_capturing(automaton, captured))
-    return automaton, captured[0]
+    """The Bigram's look-ahead under --suffix ab --min-length 3 --max-length 6, estimated once
+    from its own words, as the sampler estimates it."""
+    from letras.plugins.samplers.sampling import _draw_words
 
-
-def _capturing(automaton, captured: list):
-    """``automaton``, with the next Outlook estimated kept in ``captured``."""
-    estimate = lookahead.Outlook.estimate.__func__
-
-    def keep(cls, *args, **kwargs):
-        captured.append(estimate(cls, *args, **kwargs))
-        return captured[-1]
-
-    lookahead.Outlook.estimate = classmethod(keep)
-    return automaton
-
-
-@pytest.fixture(autouse=True)
-def _restore_estimate():
-    estimate = lookahead.Outlook.__dict__["estimate"]
-    yield
-    lookahead.Outlook.estimate = estimate
+    automaton = compile_constraints(Constraints(suffix="ab", min_length=3, max_length=6), ab)
+    draw_with = lambda letters, n: _draw_words(Bigram(), letters, [], 6, count=n, device="cpu", batch_size=None,
+                                               boundary=0, mask=None)
+    estimated = outlook.Outlook.estimate(LetterMask(automaton, "cpu"), 6, draw_with, TemperatureSampler().transform,
+                                         torch.Generator().manual_seed(0))
+    return automaton, estimated
 
 
 @pytest.mark.parametrize("min_visits", [0.01, float("inf")], ids=["deep tree", "no tree"])
@@ -144,14 +128,14 @@ def test_one_draft_draws_q_and_weighs_p_over_q(ab, toy_outlook, min_visits, monk
     """One draft's words against the brute force over every beginning, with the psi the
     sampler estimated; each word's weight is log p - log q exactly. The drafts walk a tree
     as deep as the words (every beginning a node), or none."""
-    automaton, outlook = toy_outlook
+    automaton, estimated = toy_outlook
     monkeypatch.setattr(prefix_tree, "MIN_VISITS", min_visits)
-    monkeypatch.setattr(lookahead.Outlook, "estimate", classmethod(lambda cls, *args, **kwargs: outlook))
+    monkeypatch.setattr(outlook.Outlook, "estimate", classmethod(lambda cls, *args, **kwargs: estimated))
     weights = []
     choose = lookahead.LookaheadDrafts.choose
     monkeypatch.setattr(lookahead.LookaheadDrafts, "choose",
                         lambda self: weights.append(self.weight[:-1].clone()) or choose(self))
-    expected = draft_chances(outlook, LetterMask(automaton, "cpu"), 6)
+    expected = draft_chances(estimated, LetterMask(automaton, "cpu"), 6)
     assert sum(expected.values()) == pytest.approx(1.0)
     n = 20_000  # the sampling error of a total-variation distance over these words: about 0.02
     words = TemperatureSampler(count=n, max_length=6, particles=1, proposal="lookahead").sample(
@@ -180,17 +164,17 @@ def test_many_drafts_reach_the_conditioned_distribution(ab):
 
 
 def test_psi_gathered_from_a_table_or_computed_per_step_alike(ab, toy_outlook, monkeypatch):
-    automaton, outlook = toy_outlook
-    states = torch.arange(len(automaton.next)).repeat_interleave(7 * lookahead.BUCKETS)
-    left = torch.arange(7).repeat(len(automaton.next) * lookahead.BUCKETS)
-    bucket = torch.arange(lookahead.BUCKETS).repeat_interleave(7).repeat(len(automaton.next))
-    assert outlook.table is not None
-    table = outlook.rows(states, left, bucket)
-    outlook.table = None
+    automaton, estimated = toy_outlook
+    states = torch.arange(len(automaton.next)).repeat_interleave(7 * outlook.BUCKETS)
+    left = torch.arange(7).repeat(len(automaton.next) * outlook.BUCKETS)
+    bucket = torch.arange(outlook.BUCKETS).repeat_interleave(7).repeat(len(automaton.next))
+    assert estimated.table is not None
+    table = estimated.rows(states, left, bucket)
+    estimated.table = None
     try:
-        assert torch.equal(outlook.rows(states, left, bucket), table)
+        assert torch.equal(estimated.rows(states, left, bucket), table)
     finally:
-        outlook.table = table
+        estimated.table = table
 
 
 def test_letters_with_no_chance_are_never_drawn(ab):
@@ -216,8 +200,8 @@ def test_the_proposal_on_the_command_line(invoke, trained_run):
 def test_an_automaton_too_large_for_psi_draws_closing_drafts(ab, monkeypatch):
     automaton = compile_constraints(Constraints(suffix="ab", min_length=3, max_length=6), ab)
     sampler = TemperatureSampler(count=200, max_length=6, particles=2, proposal="lookahead")
-    assert lookahead.Outlook.fits(LetterMask(automaton, "cpu"), 6)
-    monkeypatch.setattr(lookahead, "COUNT_BYTES", 0)
+    assert outlook.Outlook.fits(LetterMask(automaton, "cpu"), 6)
+    monkeypatch.setattr(outlook, "COUNT_BYTES", 0)
     monkeypatch.setattr(lookahead.LookaheadDrafts, "__init__", lambda *args, **kwargs: pytest.fail("look-ahead"))
     words = sampler.sample(Bigram(), ab, seed=0, constraint=automaton)
     assert len(words) == 200 and all(w.endswith("ab") and len(w) >= 3 for w in words)

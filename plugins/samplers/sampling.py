@@ -111,7 +111,7 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
         raise ValueError("particles need the sampler's transform of the logits")
     outlook = None
     if k is not None and proposal == "lookahead":  # psi from the sampler's own words, once for all the parts
-        from .lookahead import Outlook
+        from .outlook import Outlook
 
         # its few thousand words in one batch, whatever the batch of the words asked for;
         # an automaton too large for psi's counts: closing
