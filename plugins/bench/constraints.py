@@ -42,6 +42,10 @@ DISTRIBUTION_CASES = {"--suffix illa": {"suffix": "illa"},
 @click.option("--proposal", "proposals", multiple=True, type=click.Choice(["closing", "lookahead"]),
               help="How the particles draw their letters (repeatable: each is timed and compared; "
                    "default: the sampler's default).")
+@click.option("--case", "cases", multiple=True,
+              help="Constraints to compare with --exact instead of the two built in, as `letras sample` "
+                   "spells them (--suffix, --contains, --pattern, --min-length, --ban), --draws words each; "
+                   "repeatable, e.g. --case '--suffix o --contains ll'.")
 @click.option("--compare", default="1,4,8,16,32", show_default=True,
               help="The numbers of particles whose words are compared with --exact, comma-separated.")
 @click.option("--draws", type=click.IntRange(min=0), default=5_000, show_default=True,
@@ -51,8 +55,8 @@ DISTRIBUTION_CASES = {"--suffix illa": {"suffix": "illa"},
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int, particles: int | None,
-                      proposals: tuple[str, ...], compare: str, draws: int, rare_draws: int, device: str,
-                      as_json: bool) -> None:
+                      proposals: tuple[str, ...], cases: tuple[str, ...], compare: str, draws: int,
+                      rare_draws: int, device: str, as_json: bool) -> None:
     """Time sampling under constraints against sampling without, and measure how far the
     steered words and the particles' are from the conditioned distribution (--exact)."""
     from letras.core import load_run
@@ -63,6 +67,8 @@ def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int
         raise click.BadParameter(f"not comma-separated numbers: {compare!r}", param_hint="--compare") from None
     if min(ks) < 1:
         raise click.BadParameter("a number of particles is at least 1", param_hint="--compare")
+    compared = {case: (parse_case(case), draws) for case in cases} or {
+        name: (constraint, draws if "illa" in name else rare_draws) for name, constraint in DISTRIBUTION_CASES.items()}
     trained = load_run(run_dir)
     if device == "cpu":
         import torch
@@ -76,10 +82,36 @@ def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int
     report = {"run": run_dir, "count": count, "device": device, "excluded": len(excluded), "particles": particles,
               "speed": speed(trained, count, excluded, repeats, particles, proposals, device, say)}
     if draws:
-        report["distribution"] = [distribution(trained, name, constraint, draws if "illa" in name else rare_draws,
-                                               ks, proposals, device, say)
-                                  for name, constraint in DISTRIBUTION_CASES.items()]
+        report["distribution"] = [distribution(trained, name, constraint, n, ks, proposals, device, say)
+                                  for name, (constraint, n) in compared.items()]
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def parse_case(case: str) -> dict[str, Any]:
+    """``--case``'s constraints, spelled as `letras sample`'s flags, as ``TrainedModel.sample``'s
+    keywords."""
+    import shlex
+
+    from letras.core import UsageError
+
+    try:
+        words, constraint = shlex.split(case), {}
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"cannot read it ({exc})", where=f"--case {case!r}") from None
+    flags = {"--suffix": "suffix", "--pattern": "pattern", "--min-length": "min_length"}
+    for flag, value in zip(words[::2], words[1::2] + [None] * (len(words) % 2)):
+        if value is None or flag not in {*flags, "--contains", "--ban"}:
+            raise UsageError(f"expected --suffix, --contains, --pattern, --min-length or --ban, each with a "
+                             f"value; got {flag!r}", where=f"--case {case!r}")
+        if flag in ("--contains", "--ban"):
+            constraint.setdefault(flag[2:], []).append(value)
+        elif flag == "--min-length":
+            if not value.isdigit():
+                raise UsageError(f"--min-length takes a number, got {value!r}", where=f"--case {case!r}")
+            constraint["min_length"] = int(value)
+        else:
+            constraint[flags[flag]] = value
+    return constraint
 
 
 def _default(trained: Any, option: str, otherwise: Any) -> Any:
