@@ -116,7 +116,7 @@ class Outlook:
     def __init__(self, mask: Any, by_letter: torch.Tensor, by_length: torch.Tensor, after: torch.Tensor,
                  dist: torch.Tensor):
         S, V = mask.moves.shape
-        self.room, self.boundary, self.steps = by_length.shape[2] - 1, mask.boundary, mask.moves  # steps: never -1
+        self.room, self.boundary, self.step_to = by_length.shape[2] - 1, mask.boundary, mask.moves  # never -1
         self.moves, accepting = _live_moves(mask)
         self.accepting = accepting.float()
         self.by_letter, self.after = by_letter, after
@@ -156,7 +156,7 @@ class Outlook:
 
     def moves_of(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The states (B,) after ``states`` (B,) draw ``ids`` (B,) (after the end: where it ended)."""
-        return self.steps.view(-1).index_select(0, states * self.steps.shape[1] + ids)
+        return self.step_to.view(-1).index_select(0, states * self.step_to.shape[1] + ids)
 
     def _table(self) -> torch.Tensor:
         """(S * BUCKETS * (room + 1), V) the rows of every state, bucket and room, as ``_rows``
