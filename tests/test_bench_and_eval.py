@@ -69,3 +69,23 @@ def test_default_run_finishes_and_invents_new_names(tmp_path):
     assert len(names) == 20
     known = set(municipios().words())
     assert sum(n not in known for n in names) >= 10
+
+
+def test_bench_constraints_compares_the_cases_given(invoke, trained_run):
+    from letras.plugins.bench.constraints import parse_case
+
+    assert parse_case("--suffix o --contains ll --contains r --min-length 4 --pattern '(SAN|SANTA) .*'") == {
+        "suffix": "o", "contains": ["ll", "r"], "min_length": 4, "pattern": "(SAN|SANTA) .*"}
+    result = invoke("bench-constraints", trained_run, "--count", "20", "--repeats", "1", "--exclude-words", "20",
+                    "--compare", "1,2", "--draws", "30", "--case", "--suffix A --min-length 5",
+                    "--proposal", "closing", "--proposal", "lookahead", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [d["constraint"] for d in report["distribution"]] == ["--suffix A --min-length 5"]
+    assert set(report["distribution"][0]["rows"]) == {"exact", "1 particle, closing", "2 particles, closing",
+                                                       "1 particle, lookahead", "2 particles, lookahead"}
+    assert "suffix ez, contains rr, min-length 6, 1 particle, lookahead" in report["speed"]
+    for case in ("--suffix", "--prefix VA", "--min-length many", "--suffix 'o"):
+        bad = invoke("bench-constraints", trained_run, "--case", case)
+        assert bad.exit_code == 2 and f"--case {case!r}: " in bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and not bad.stdout

@@ -39,6 +39,13 @@ DISTRIBUTION_CASES = {"--suffix illa": {"suffix": "illa"},
               help="Timings of each case, each beside one without constraints.")
 @click.option("--particles", type=click.IntRange(min=1), default=None,
               help="Particles for the timings beside steering (default: the sampler's default).")
+@click.option("--proposal", "proposals", multiple=True, type=click.Choice(["closing", "lookahead"]),
+              help="How the particles draw their letters (repeatable: each is timed and compared; "
+                   "default: the sampler's default).")
+@click.option("--case", "cases", multiple=True,
+              help="Constraints to compare with --exact instead of the two built in, as `letras sample` "
+                   "spells them (--suffix, --contains, --pattern, --min-length, --ban), --draws words each; "
+                   "repeatable, e.g. --case '--suffix o --contains ll'.")
 @click.option("--compare", default="1,4,8,16,32", show_default=True,
               help="The numbers of particles whose words are compared with --exact, comma-separated.")
 @click.option("--draws", type=click.IntRange(min=0), default=5_000, show_default=True,
@@ -48,7 +55,8 @@ DISTRIBUTION_CASES = {"--suffix illa": {"suffix": "illa"},
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int, particles: int | None,
-                      compare: str, draws: int, rare_draws: int, device: str, as_json: bool) -> None:
+                      proposals: tuple[str, ...], cases: tuple[str, ...], compare: str, draws: int,
+                      rare_draws: int, device: str, as_json: bool) -> None:
     """Time sampling under constraints against sampling without, and measure how far the
     steered words and the particles' are from the conditioned distribution (--exact)."""
     from letras.core import load_run
@@ -59,30 +67,64 @@ def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int
         raise click.BadParameter(f"not comma-separated numbers: {compare!r}", param_hint="--compare") from None
     if min(ks) < 1:
         raise click.BadParameter("a number of particles is at least 1", param_hint="--compare")
+    compared = {case: (parse_case(case), draws) for case in cases} or {
+        name: (constraint, draws if "illa" in name else rare_draws) for name, constraint in DISTRIBUTION_CASES.items()}
     trained = load_run(run_dir)
     if device == "cpu":
         import torch
 
         torch.set_num_threads(1)  # see speed(): timed on one thread
-    particles = particles or _default_particles(trained)
+    particles = particles or _default(trained, "particles", 1)
+    proposals = proposals or (_default(trained, "proposal", "closing"),)
     say = lambda text: click.echo(text, err=True)
     say(f"drawing {exclude_words:,} distinct words to exclude")
     excluded = distinct_words(trained, exclude_words, device)
     report = {"run": run_dir, "count": count, "device": device, "excluded": len(excluded), "particles": particles,
-              "speed": speed(trained, count, excluded, repeats, particles, device, say)}
+              "speed": speed(trained, count, excluded, repeats, particles, proposals, device, say)}
     if draws:
-        report["distribution"] = [distribution(trained, name, constraint, draws if "illa" in name else rare_draws,
-                                               ks, device, say)
-                                  for name, constraint in DISTRIBUTION_CASES.items()]
+        report["distribution"] = [distribution(trained, name, constraint, n, ks, proposals, device, say)
+                                  for name, (constraint, n) in compared.items()]
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
-def _default_particles(trained: Any) -> int:
-    """The run's sampler's default number of particles (1 for a sampler without them)."""
+def parse_case(case: str) -> dict[str, Any]:
+    """``--case``'s constraints, spelled as `letras sample`'s flags, as ``TrainedModel.sample``'s
+    keywords."""
+    import shlex
+
+    from letras.core import UsageError
+
+    try:
+        words, constraint = shlex.split(case), {}
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"cannot read it ({exc})", where=f"--case {case!r}") from None
+    flags = {"--suffix": "suffix", "--pattern": "pattern", "--min-length": "min_length"}
+    for flag, value in zip(words[::2], words[1::2] + [None] * (len(words) % 2)):
+        if value is None or flag not in {*flags, "--contains", "--ban"}:
+            raise UsageError(f"expected --suffix, --contains, --pattern, --min-length or --ban, each with a "
+                             f"value; got {flag!r}", where=f"--case {case!r}")
+        if flag in ("--contains", "--ban"):
+            constraint.setdefault(flag[2:], []).append(value)
+        elif flag == "--min-length":
+            if not value.isdigit():
+                raise UsageError(f"--min-length takes a number, got {value!r}", where=f"--case {case!r}")
+            constraint["min_length"] = int(value)
+        else:
+            constraint[flags[flag]] = value
+    return constraint
+
+
+def _default(trained: Any, option: str, otherwise: Any) -> Any:
+    """The run's sampler's default for ``option`` (``otherwise`` for a sampler without it)."""
     import dataclasses
 
     fields = {f.name: f for f in dataclasses.fields(trained.config["sampler"].options)}
-    return fields["particles"].default if "particles" in fields else 1
+    return fields[option].default if option in fields else otherwise
+
+
+def _particles(k: int, proposal: str, proposals: tuple[str, ...]) -> str:
+    """How a case names its particles, and its proposal when several are compared."""
+    return f"{k} particle{'s' * (k > 1)}" + (f", {proposal}" if len(proposals) > 1 else "")
 
 
 def distinct_words(trained: Any, n: int, device: str) -> list[str]:
@@ -95,8 +137,8 @@ def distinct_words(trained: Any, n: int, device: str) -> list[str]:
     return list(words)[:n]
 
 
-def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles: int, device: str,
-          say: Callable[[str], None]) -> dict[str, Any]:
+def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles: int, proposals: tuple[str, ...],
+          device: str, say: Callable[[str], None]) -> dict[str, Any]:
     """Each case timed right after a run without constraints, in turns: the ratio of each pair
     is taken while the machine's load is alike, and the median of the pairs kept."""
     from letras.core.constrained import forget_compiled
@@ -105,8 +147,10 @@ def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles
                    f"exclude {len(excluded):,} words": {"exclude": excluded}}
     cases: dict[str, dict[str, Any]] = {}
     for name, constraint in constrained.items():
-        for k in sorted({1, particles}):
-            cases[f"{name}, {k} particle{'s' * (k > 1)}"] = {**constraint, "particles": k}
+        for proposal in proposals if "exclude" not in constraint else proposals[:1]:  # exclusion: steered
+            for k in sorted({1, particles}):
+                cases[f"{name}, {_particles(k, proposal, proposals)}"] = {**constraint, "particles": k,
+                                                                          "proposal": proposal}
     trained.sample(seed=0, count=1000, device=device)  # warm-up: kernels, the first batch sizes
 
     # on a CPU, the process's own CPU time on one thread: a machine shared with other jobs
@@ -135,8 +179,8 @@ def speed(trained: Any, count: int, excluded: list[str], repeats: int, particles
             for name, t in times.items()}
 
 
-def distribution(trained: Any, name: str, constraint: dict[str, Any], draws: int, ks: list[int], device: str,
-                 say: Callable[[str], None]) -> dict[str, Any]:
+def distribution(trained: Any, name: str, constraint: dict[str, Any], draws: int, ks: list[int],
+                 proposals: tuple[str, ...], device: str, say: Callable[[str], None]) -> dict[str, Any]:
     say(f"{name}: {draws:,} words exact, twice")
     start = time.perf_counter()
     exact = trained.sample(seed=2, count=draws, device=device, exact=True, max_draws=10**9, **constraint)
@@ -147,13 +191,15 @@ def distribution(trained: Any, name: str, constraint: dict[str, Any], draws: int
     rows = {"exact": {"seconds": exact_seconds, "words": tv(again, exact),
                       "lengths": tv(lengths(again), lengths(exact)), "mean_length": mean(exact),
                       "examples": exact[:5]}}
-    for k in ks:
-        say(f"{name}: {draws:,} words, {k} particles")
-        start = time.perf_counter()
-        words = trained.sample(seed=1, count=draws, device=device, particles=k, **constraint)
-        rows[f"{k} particles"] = {"seconds": time.perf_counter() - start, "words": tv(words, exact),
-                                  "lengths": tv(lengths(words), lengths(exact)), "mean_length": mean(words),
-                                  "examples": words[:5]}
+    for proposal in proposals:
+        for k in ks:
+            row = _particles(k, proposal, proposals)
+            say(f"{name}: {draws:,} words, {row}")
+            start = time.perf_counter()
+            words = trained.sample(seed=1, count=draws, device=device, particles=k, proposal=proposal, **constraint)
+            rows[row] = {"seconds": time.perf_counter() - start, "words": tv(words, exact),
+                         "lengths": tv(lengths(words), lengths(exact)), "mean_length": mean(words),
+                         "examples": words[:5]}
     return {"constraint": name, "draws": draws, "rows": rows}
 
 
@@ -165,15 +211,15 @@ def tv(a: list[Any], b: list[Any]) -> float:
 
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"letras bench-constraints: {r['run']}, {r['count']:,} words per timing, device {r['device']}", "",
-             f"{'constraints':<52}{'seconds':>9}{'ratio':>8}{'letters/word':>14}{'ratio/letter':>14}"]
+             f"{'constraints':<64}{'seconds':>9}{'ratio':>8}{'letters/word':>14}{'ratio/letter':>14}"]
     for name, m in r["speed"].items():
-        lines.append(f"{name:<52}{m['seconds']:>9.2f}{m['ratio']:>7.2f}x{m['letters_per_word']:>14.1f}"
+        lines.append(f"{name:<64}{m['seconds']:>9.2f}{m['ratio']:>7.2f}x{m['letters_per_word']:>14.1f}"
                      f"{m['ratio_per_letter']:>13.2f}x")
     for d in r.get("distribution", []):
         lines += ["", f"{d['constraint']}, {d['draws']:,} words each: total-variation distance to --exact "
                       "(exact: a second exact run, the sampling error)",
-                  f"  {'':<14}{'words':>8}{'lengths':>9}{'mean length':>13}{'seconds':>9}  examples"]
+                  f"  {'':<24}{'words':>8}{'lengths':>9}{'mean length':>13}{'seconds':>9}  examples"]
         for name, row in d["rows"].items():
-            lines.append(f"  {name:<14}{row['words']:>8.3f}{row['lengths']:>9.3f}{row['mean_length']:>13.1f}"
+            lines.append(f"  {name:<24}{row['words']:>8.3f}{row['lengths']:>9.3f}{row['mean_length']:>13.1f}"
                          f"{row['seconds']:>9.1f}  {', '.join(row['examples'])}")
     return "\n".join(lines)

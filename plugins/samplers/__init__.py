@@ -8,7 +8,7 @@ word ends when the model predicts the boundary token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from letras.core import OptionError, hookimpl, option
 
@@ -45,6 +45,10 @@ class TemperatureOptions(GreedyOptions):
                                  "much probability the constraints took from each, towards the model's "
                                  "words conditioned on them; each costs up to as much as a word (drafts "
                                  "share their beginnings)")
+    proposal: Literal["closing", "lookahead"] = option(
+        "closing", help="how particles draw their letters: closing (steered, and where the model would end a "
+                        "word that may not end, the letters that finish it soonest) or lookahead (each letter "
+                        "weighted by how often the sampler's own words go on from there to an accepted word)")
 
 
 @dataclass

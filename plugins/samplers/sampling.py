@@ -64,7 +64,7 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
                count: int, max_length: int, prefix: str = "", device: Any = None,
                batch_size: int | None = None, generator: torch.Generator | None = None,
                constraint: Any = None, particles: int | None = None,
-               transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[str]:
+               transform: Callable[[torch.Tensor], torch.Tensor] | None = None, proposal: str = "closing") -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
@@ -88,10 +88,16 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     cumulative sum, by ``letras.plugins.samplers.particles``: a draft that cannot end where
     the model would end it keeps to the letters that finish it soonest, and each word is the
     draft chosen by weight among its K, towards the sampler's distribution conditioned on the
-    constraint. Exclusion alone moves only the excluded words' ends: it is steered. Without
+    constraint. ``proposal="lookahead"``: the drafts are drawn by
+    ``letras.plugins.samplers.lookahead`` instead, each letter weighted by how often the
+    sampler's own words go on from there to an accepted word (closing's, for an automaton too
+    large for its counts: ``Outlook.fits``). Exclusion alone moves only the
+    excluded words' ends: it is steered. Without
     ``particles`` (greedy, a plugin's sampler), each letter is steered alone, from the
     sampler's distribution over the masked logits.
     """
+    if proposal not in ("closing", "lookahead"):
+        raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
     prefix_ids, steps, device = begin_words(model, tokenizer, prefix, max_length, device)
     if steps == 0:
         return [tokenizer.normalize(prefix)] * count
@@ -103,12 +109,25 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     k = particles if mask is not None and particles is not None and mask.closes(prefix_ids) else None
     if k is not None and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
+    outlook = None
+    if k is not None and proposal == "lookahead":  # psi from the sampler's own words, once for all the parts
+        from .outlook import Outlook
+
+        # its few thousand words in one batch, whatever the batch of the words asked for;
+        # an automaton too large for psi's counts: closing
+        outlook = None if not Outlook.fits(mask, steps) else Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
+            model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
+            boundary=tokenizer.boundary_id, mask=None), transform, generator)
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
         part = min(per_call, count - begin)
         if k is None:
             letters: Any = Steered(cdf, mask, generator)
+        elif outlook is not None:
+            from .lookahead import LookaheadDrafts
+
+            letters = LookaheadDrafts(transform, outlook, generator, k=k, words=part, device=device)
         else:
             from .particles import Drafts
 
@@ -326,7 +345,8 @@ class GreedySampler:
         o, device = self.options, torch.device(device)
         return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
                           device=device, batch_size=o.batch_size, generator=_generator(seed, device),
-                          constraint=constraint, particles=getattr(o, "particles", None), transform=self.transform)
+                          constraint=constraint, particles=getattr(o, "particles", None), transform=self.transform,
+                          proposal=getattr(o, "proposal", "closing"))
 
 
 class TemperatureSampler(GreedySampler):
