@@ -56,8 +56,8 @@ def meets(word: str, c: Constraints) -> bool:
 def samplers(c: Constraints):
     common = dict(max_length=c.max_length, prefix=c.prefix)
     yield TemperatureSampler(count=150, batch_size=40, temperature=1.5, **common)
-    yield TemperatureSampler(count=100, top_k=3, top_p=0.9, particles=1, **common)
-    yield TemperatureSampler(count=60, batch_size=50, temperature=1.5, particles=4, **common)
+    yield TemperatureSampler(count=100, top_k=3, top_p=0.9, particles=1, proposal="closing", **common)
+    yield TemperatureSampler(count=60, batch_size=50, temperature=1.5, particles=4, proposal="closing", **common)
     yield TemperatureSampler(count=60, batch_size=30, temperature=1.5, particles=3, proposal="lookahead", **common)
     yield TemperatureSampler(count=60, top_k=3, top_p=0.9, particles=1, proposal="lookahead", **common)
     yield GreedySampler(count=5, **common)
@@ -173,7 +173,8 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
             if particles is None:  # each letter steered alone: draw_words without particles
                 return draw_words(Bigram(), tokenizer, TemperatureSampler().cdf, count=n, max_length=max_length or 5,
                                   constraint=automaton, generator=torch.Generator().manual_seed(seed))
-            sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length, particles=particles)
+            sampler = TemperatureSampler(count=n, max_length=max_length or c.max_length, particles=particles,
+                                         proposal="closing")
             return sampler.sample(Bigram(), tokenizer, seed=seed, constraint=automaton)
         return draw
 
@@ -191,7 +192,8 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
     assert total_variation(frequencies(few), conditioned) > total_variation(frequencies(smc), conditioned)
 
 
-def test_particles_where_the_state_has_no_rows():
+@pytest.mark.parametrize("proposal", ["closing", "lookahead"])
+def test_particles_where_the_state_has_no_rows(proposal):
     """A state laid out batch first cannot be split into rows: no tree, the drafts all in one
     batch; the words still meet the constraints."""
     from toy_models import BatchFirstModel
@@ -199,7 +201,7 @@ def test_particles_where_the_state_has_no_rows():
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["ab"])
     automaton = compile_constraints(Constraints(suffix="b", max_length=6), tokenizer)
-    words = TemperatureSampler(count=50, max_length=6, particles=4).sample(
+    words = TemperatureSampler(count=50, max_length=6, particles=4, proposal=proposal).sample(
         BatchFirstModel(), tokenizer, seed=0, constraint=automaton)
     assert len(words) == 50 and all(w.endswith("b") for w in words)
 
@@ -466,7 +468,7 @@ def test_a_draft_closes_and_the_tree_shares_no_node_across_closing(min_visits, m
     assert sum(expected.values()) == pytest.approx(1.0)
     assert total_variation(expected, draft_probabilities(c, tokenizer, closing=False)) > 0.1  # closing matters
     n = 20_000  # the sampling error of a total-variation distance over these words: about 0.02
-    words = TemperatureSampler(count=n, max_length=6, particles=1).sample(
+    words = TemperatureSampler(count=n, max_length=6, particles=1, proposal="closing").sample(
         Bigram(), tokenizer, seed=0, constraint=compile_constraints(c, tokenizer))
     assert total_variation(frequencies(words), expected) < 0.03
 
@@ -492,7 +494,7 @@ def test_a_drafts_weight_is_p_over_q_summed_over_every_way_to_close(monkeypatch)
     weights = []
     choose = Drafts.choose
     monkeypatch.setattr(Drafts, "choose", lambda self: weights.append(self._weight(slice(0, -1))) or choose(self))
-    words = TemperatureSampler(count=500, max_length=6, particles=1).sample(
+    words = TemperatureSampler(count=500, max_length=6, particles=1, proposal="closing").sample(
         Bigram(), tokenizer, seed=0, constraint=compile_constraints(c, tokenizer))
     for word, weight in zip(words, weights[0].tolist()):
         assert weight == pytest.approx(math.log(word_probability(word) / proposal[word]), abs=1e-4), word
@@ -506,7 +508,7 @@ def test_many_particles_reach_the_conditioned_distribution(c):
     draft by the path it took, not every path, left 0.076 and 0.087 here)."""
     tokenizer = components("tokenizer").get("chars").build()
     tokenizer.fit(["ab"])
-    words = TemperatureSampler(count=20_000, max_length=c.max_length, particles=64).sample(
+    words = TemperatureSampler(count=20_000, max_length=c.max_length, particles=64, proposal="closing").sample(
         Bigram(), tokenizer, seed=0, constraint=compile_constraints(c, tokenizer))
     # measured 0.013 and 0.026 (K=1: 0.36, 0.48); sampling error about 0.01-0.02
     assert total_variation(frequencies(words), conditioned_probabilities(c)) < 0.045
@@ -522,7 +524,7 @@ def test_drafts_that_can_no_longer_be_chosen_are_dropped_without_changing_any_wo
     def drawn() -> tuple[dict[str, float], int]:
         model, rows = Bigram(), []
         model.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
-        words = TemperatureSampler(count=20_000, max_length=8, particles=4).sample(
+        words = TemperatureSampler(count=20_000, max_length=8, particles=4, proposal="closing").sample(
             model, tokenizer, seed=0, constraint=automaton)
         return frequencies(words), sum(rows)
 

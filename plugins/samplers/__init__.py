@@ -39,14 +39,14 @@ class TemperatureOptions(GreedyOptions):
     top_p: Optional[float] = option(None, min=0.0, max=1.0, min_exclusive=True,
                                     help="draw only from the likeliest letters that together have "
                                          "probability p (nucleus sampling); null = all")
-    particles: int = option(4, min=1, max=1024,
+    particles: int = option(1, min=1, max=1024,
                             help="under constraints that can keep a word from ending (suffix, contains, "
                                  "pattern, min_length): words drawn per word returned, one chosen by how "
                                  "much probability the constraints took from each, towards the model's "
                                  "words conditioned on them; each costs up to as much as a word (drafts "
                                  "share their beginnings)")
     proposal: Literal["closing", "lookahead"] = option(
-        "closing", help="how particles draw their letters: closing (steered, and where the model would end a "
+        "lookahead", help="how particles draw their letters: closing (steered, and where the model would end a "
                         "word that may not end, the letters that finish it soonest) or lookahead (each letter "
                         "weighted by how often the sampler's own words go on from there to an accepted word)")
 

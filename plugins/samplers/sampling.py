@@ -64,7 +64,7 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
                count: int, max_length: int, prefix: str = "", device: Any = None,
                batch_size: int | None = None, generator: torch.Generator | None = None,
                constraint: Any = None, particles: int | None = None,
-               transform: Callable[[torch.Tensor], torch.Tensor] | None = None, proposal: str = "closing") -> list[str]:
+               transform: Callable[[torch.Tensor], torch.Tensor] | None = None, proposal: str = "lookahead") -> list[str]:
     """``count`` words, each ``prefix`` plus letters drawn (``draw``, with ``generator``) from
     ``cdf(logits (B, V)) -> cumulative weights (B, V)``, the sampler's distribution.
 
@@ -346,7 +346,7 @@ class GreedySampler:
         return draw_words(model, tokenizer, self.cdf, count=o.count, max_length=o.max_length, prefix=o.prefix,
                           device=device, batch_size=o.batch_size, generator=_generator(seed, device),
                           constraint=constraint, particles=getattr(o, "particles", None), transform=self.transform,
-                          proposal=getattr(o, "proposal", "closing"))
+                          proposal=getattr(o, "proposal", "lookahead"))
 
 
 class TemperatureSampler(GreedySampler):
