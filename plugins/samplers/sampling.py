@@ -85,16 +85,15 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     With ``particles`` (K) under a constraint that can forbid a word to end other than at an
     excluded word, K drafts are drawn for each word, like any other words (on the tree, in the
     batch), from ``transform(logits) -> logits``, the sampler's distribution before the
-    cumulative sum, by ``letras.plugins.samplers.particles``: a draft that cannot end where
-    the model would end it keeps to the letters that finish it soonest, and each word is the
-    draft chosen by weight among its K, towards the sampler's distribution conditioned on the
-    constraint. ``proposal="lookahead"``: the drafts are drawn by
-    ``letras.plugins.samplers.lookahead`` instead, each letter weighted by how often the
-    sampler's own words go on from there to an accepted word (closing's, for an automaton too
-    large for its counts: ``Outlook.fits``). Exclusion alone moves only the
-    excluded words' ends: it is steered. Without
-    ``particles`` (greedy, a plugin's sampler), each letter is steered alone, from the
-    sampler's distribution over the masked logits.
+    cumulative sum, and each word is the draft chosen by weight among its K, towards the
+    sampler's distribution conditioned on the constraint. ``proposal`` says how a draft draws
+    its letters: ``"lookahead"`` (``letras.plugins.samplers.lookahead``), each letter weighted
+    by how often the sampler's own words go on from there to an accepted word (closing, for an
+    automaton too large for its counts: ``Outlook.fits``), or ``"closing"``
+    (``letras.plugins.samplers.particles``), where a draft that cannot end where the model
+    would end it keeps to the letters that finish it soonest. Exclusion alone moves only the
+    excluded words' ends: it is steered. Without ``particles`` (greedy, a plugin's sampler),
+    each letter is steered alone, from the sampler's distribution over the masked logits.
     """
     if proposal not in ("closing", "lookahead"):
         raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
