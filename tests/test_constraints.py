@@ -192,6 +192,49 @@ def test_exact_mode_matches_the_conditioned_distribution_and_steering_its_own():
     assert total_variation(frequencies(few), conditioned) > total_variation(frequencies(smc), conditioned)
 
 
+class Fixed(torch.nn.Module):
+    """The same logits (over the boundary, 'a', 'b', 'c') after every token, except 'a' and
+    the end of the word after an 'a' when ``stuck``: only 'a' may follow an 'a'."""
+
+    def __init__(self, logits, stuck=False):
+        super().__init__()
+        self.logits, self.stuck = torch.tensor(logits), stuck
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, state=None):
+        logits = self.logits.expand(*ids.shape, -1).clone()
+        if self.stuck:
+            after_a = (ids == 1)[..., None] & (torch.arange(4) != 1)
+            logits = logits.masked_fill(after_a, float("-inf"))
+        return logits, torch.zeros(1, len(ids), 1)
+
+
+@pytest.mark.parametrize("proposal", ["closing", "lookahead"])
+def test_a_draft_the_sampler_gives_no_chance_weighs_nothing(proposal):
+    """After an 'a' the model writes only 'a', so a word under --suffix b that has one has
+    probability zero: its drafts weigh nothing, and with 16 drafts a word almost never is one
+    (only when all 16 are; the look-ahead gave such drafts a weight, and 6% of its words)."""
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["abc"])
+    automaton = compile_constraints(Constraints(suffix="b", max_length=6), tokenizer)
+    words = TemperatureSampler(count=4000, max_length=6, particles=16, proposal=proposal).sample(
+        Fixed([0.0, 0.0, 0.0, float("-inf")], stuck=True), tokenizer, seed=0, constraint=automaton)
+    assert all(w.endswith("b") for w in words)
+    assert sum("a" in w for w in words) / len(words) < 0.02  # measured 0.000 and 0.010
+
+
+@pytest.mark.parametrize("proposal", ["closing", "lookahead"])
+def test_where_top_k_leaves_no_allowed_letter_the_drafts_draw_the_models_own(proposal):
+    """--top-k 1 leaves only 'a', which --ban a blocks: the drafts then draw from the model's
+    own distribution, which never writes 'c', not from every allowed letter alike."""
+    tokenizer = components("tokenizer").get("chars").build()
+    tokenizer.fit(["abc"])
+    automaton = compile_constraints(Constraints(ban=("a",), min_length=2, max_length=5), tokenizer)
+    words = TemperatureSampler(count=300, max_length=5, top_k=1, particles=2, proposal=proposal).sample(
+        Fixed([0.0, 5.0, 1.0, float("-inf")]), tokenizer, seed=0, constraint=automaton)
+    assert words and all(set(w) == {"b"} and len(w) >= 2 for w in words)
+
+
 @pytest.mark.parametrize("proposal", ["closing", "lookahead"])
 def test_particles_where_the_state_has_no_rows(proposal):
     """A state laid out batch first cannot be split into rows: no tree, the drafts all in one

@@ -58,11 +58,11 @@ class LookaheadDrafts:
         """pick(drafts, nodes) -> (ids, None) for ``prefix_tree.walk``: the drafts at a node
         share its q, computed once for all."""
         states, left = tree.constraint[:, 0], self.outlook.room - _depths(tree.child)
-        cdf, look = self._proposal(tree.logits, tree.codes, states, left)
+        cdf, look, total = self._proposal(tree.logits, tree.codes, states, left)
 
         def pick(drafts: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, None]:
             ids = draw(cdf[nodes], self.generator)
-            self._drew(drafts, ids, cdf[nodes, -1], look[nodes], states[nodes], left[nodes])
+            self._drew(drafts, ids, total[nodes], look[nodes], states[nodes], left[nodes])
             return ids, None
 
         return pick
@@ -71,40 +71,53 @@ class LookaheadDrafts:
         """A letter (B,) for each row of the batch, drafts ``drafts`` (B,), from its ``logits``
         (B, V) and ``codes`` (B, V); adds each draft's log p/q."""
         states, left = self.state.index_select(0, drafts), self.left.index_select(0, drafts)
-        cdf, look = self._proposal(logits, codes, states, left)
+        cdf, look, total = self._proposal(logits, codes, states, left)
         ids = draw(cdf, self.generator)
-        self._drew(drafts, ids, cdf[:, -1], look, states, left)
+        self._drew(drafts, ids, total, look, states, left)
         return ids
 
     def _proposal(self, logits: torch.Tensor, codes: torch.Tensor, states: torch.Tensor,
-                  left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q as cumulative weights (B, V), not normalised (``draw``'s), and q / p (B, V): p
-        times psi over the letters ``codes`` allow, times 1 + the end's share moved onto each
-        unit of the soonest letters' probability where the word may not end. A draft whose
-        letters p gives no chance draws them by q / p alone (its weight is zero): it is never
-        stuck."""
+                  left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q as cumulative weights (B, V), not normalised (``draw``'s); q / p (B, V), up to a
+        factor per row: psi over the letters ``codes`` allow, times 1 + the end's share moved
+        onto each unit of the soonest letters' probability where the word may not end; and
+        (B,) q's total, zero where the sampler's distribution gives none of the allowed letters
+        a chance (its top-k or top-p left only blocked ones). Such a draft's weight is zero, and
+        it draws by the model's own distribution (before top-k and top-p, as steering would)
+        times psi, or psi alone: it is never stuck, and its letters stay the model's."""
         # in float arithmetic on the codes ALLOWED, SOONEST, BLOCKED (0, 1, 2): on a CPU a
         # comparison or a product with a bool tensor costs four to six times a float product
         after = codes.float().neg_().add_(2.0)  # 2 - c
         soonest = codes.float().mul_(after)  # c (2 - c): 1.0 where SOONEST
         allowed = after.clamp_(max=1.0)  # 1.0, 1.0, 0.0
         p = torch.softmax(self.transform(logits), dim=-1)
-        p_end = p[:, self.outlook.boundary, None]
-        bucket = end_bucket(p_end.squeeze(1), left == self.outlook.room)
-        look = self.outlook.rows(states, left, bucket).mul_(allowed)
-        p_soonest = (p * soonest).sum(dim=1, keepdim=True)
-        look.mul_(soonest.mul_(torch.where(p_soonest > 0, p_end / p_soonest.clamp(min=1e-30), 0.0)).add_(1.0))
-        cdf = p.mul_(look).cumsum_(dim=1)
-        none = cdf[:, -1] == 0
+        bucket = end_bucket(p[:, self.outlook.boundary], left == self.outlook.room)
+        psi = self.outlook.rows(states, left, bucket).mul_(allowed)
+        cdf, look = self._weighed(p, psi, soonest)
+        total = cdf[:, -1].clone()
+        none = total == 0
         if logits.device.type != "cpu" or bool(none.any()):  # on a GPU, asking would wait
-            cdf = torch.where(none[:, None], look.cumsum(dim=1), cdf)
-        return cdf, look
+            own = self._weighed(torch.softmax(logits, dim=-1), psi, soonest)[0]
+            cdf = torch.where(none[:, None], torch.where(own[:, -1:] > 0, own, psi.cumsum(dim=1)), cdf)
+        return cdf, look, total
+
+    def _weighed(self, p: torch.Tensor, psi: torch.Tensor, soonest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) p times psi, where the word may not end with p's end's share moved onto the
+        soonest letters (``soonest``: 1.0 where a letter is one) in proportion to theirs, as
+        cumulative weights; and (B, V) their ratio to p, up to a factor per row."""
+        p_end = p[:, self.outlook.boundary, None]
+        p_soonest = (p * soonest).sum(dim=1, keepdim=True)
+        look = psi * (soonest * torch.where(p_soonest > 0, p_end / p_soonest.clamp(min=1e-30), 0.0)).add_(1.0)
+        # psi falls to 1e-20 under a long --min-length: scaled to at most 1 in each row (q and
+        # the gains read only ratios within a row), p times psi does not underflow to zero
+        look.div_(look.amax(dim=1, keepdim=True).clamp_(min=1e-30))
+        return (p * look).cumsum_(dim=1), look
 
     def _drew(self, drafts: torch.Tensor, ids: torch.Tensor, total: torch.Tensor, look: torch.Tensor,
               states: torch.Tensor, left: torch.Tensor) -> None:
         """The drafts drew ``ids``: log p - log q = log total - log (q / p)(letter) joins their
-        weights (minus infinity where p gave no letter a chance), and their states and
-        letters left move on."""
+        weights (minus infinity where p gave no allowed letter a chance: ``total`` is zero),
+        and their states and letters left move on."""
         chance = look.gather(1, ids[:, None]).squeeze(1)
         gain = torch.where(chance > 0, total.log() - chance.log(), float("-inf"))  # 0: a rounding's draw
         self.weight.index_add_(0, drafts, gain)

@@ -127,8 +127,10 @@ class Drafts:
         Open drafts draw steering's q (``LetterMask.apply``): p over the allowed letters, where
         the word may not end the end's share moved onto the soonest letters (``soonest``, 1.0
         where a letter is one) in proportion to theirs. Closing drafts (``closing``) draw p over
-        the soonest letters alone. A draft whose letters p gives no chance draws among them
-        alike (and its weight is zero): it is never stuck.
+        the soonest letters alone. A draft whose letters p gives no chance (top-k or top-p left
+        only blocked ones) draws them by the model's own distribution, before top-k and top-p,
+        as steering would, or alike where that gives them none either; its weight is zero. It
+        is never stuck, and its letters stay the model's.
 
         All in float arithmetic on the codes: on a CPU a comparison or a product with a bool
         tensor costs four to six times a float product."""
@@ -148,8 +150,9 @@ class Drafts:
         cdf = q.cumsum_(dim=1)
         none = cdf[:, -1] == 0
         if not cpu or bool(none.any()):
-            fallback = torch.where(soonest.sum(dim=1, keepdim=True) > 0, soonest, allowed)
-            cdf = torch.where(none[:, None], fallback.cumsum(dim=1), cdf)
+            letters = torch.where(soonest.sum(dim=1, keepdim=True) > 0, soonest, allowed)
+            own = torch.softmax(logits, dim=-1).mul_(letters).cumsum_(dim=1)  # the model's, before top-k, top-p
+            cdf = torch.where(none[:, None], torch.where(own[:, -1:] > 0, own, letters.cumsum(dim=1)), cdf)
         total = cdf[:, -1] if total is None else total
         may_not_end = allowed[:, self.mask.boundary] == 0  # so there are soonest letters (never stuck)
         parts = torch.stack([total.log(), p_end.log(), p_soonest.log(), may_not_end.float(), none.float()], dim=1)
