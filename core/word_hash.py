@@ -1,8 +1,9 @@
 """Excluded words as hashes of their tokens, for the exclusion lists too long for a trie.
 
 A word being drawn carries the hash of its tokens so far, one multiply-add a letter; its end
-is blocked where that hash is in the sorted tensor of the excluded words' hashes (one
-``searchsorted`` a step). Two polynomial hashes modulo primes below 2**31 make a 62-bit key:
+is blocked where that hash is in the sorted tensor of the excluded words' hashes (a filter
+of a bool per slot, then one ``searchsorted`` for the few words it lets through, a step:
+``letras.core.letter_mask``). Two polynomial hashes modulo primes below 2**31 make a 62-bit key:
 no product overflows int64 on any device, and a word that is not excluded shares its key with
 one of 100,000 excluded words about once in 10**13 draws.
 
@@ -59,10 +60,11 @@ def split(automaton: Automaton, words: Iterable[str], total: int) -> tuple[Any, 
         return torch.zeros(0, dtype=torch.long), words
     key, length, known = _keys_of(automaton, words)  # a word with an unknown character never comes out
     longest = automaton.constraints.max_length
-    safe = known & (length > 0)
+    drawable = known & (length > 0)
     if longest is not None:
-        safe &= length <= longest - room
-    return torch.unique(key[safe]), [words[i] for i in (known & ~safe & (length > 0)).nonzero().squeeze(1).tolist()]
+        drawable &= length <= longest  # a longer word never comes out: neither hashed nor in the trie
+    safe = drawable if longest is None else drawable & (length <= longest - room)
+    return torch.unique(key[safe]), [words[i] for i in (drawable & ~safe).nonzero().squeeze(1).tolist()]
 
 
 def _keys_of(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any]:
@@ -112,10 +114,15 @@ def _keys_of_part(automaton: Automaton, words: list[str]) -> tuple[Any, Any, Any
     if len(ends) != len(words) or len(value) >= 1 << 32:
         return _keys_one_by_one(automaton, words)
     length = torch.diff(ends, prepend=torch.tensor([-1], dtype=torch.int32))
-    terms = _terms(int(length.max()) - 1, automaton.vocab_size)
+    reach = int(length.max()) - 1
+    if automaton.constraints.max_length is not None:
+        # a longer word never comes out, so its key need not be right: without the cap, one
+        # line of a million characters (a file without line breaks) made a table of gigabytes
+        reach = min(reach, automaton.constraints.max_length)
+    terms = _terms(reach, automaton.vocab_size)
     # each token's row of terms: the tokens after it in its word, plus one (0 at the newline),
     # times V + 1, plus its value (an unknown character's -1 reads a row that means nothing)
-    row = torch.repeat_interleave(ends, length).sub_(torch.arange(len(value), dtype=torch.int32))
+    row = torch.repeat_interleave(ends, length).sub_(torch.arange(len(value), dtype=torch.int32)).clamp_(max=reach)
     row = row.mul_(automaton.vocab_size + 1).add_(value)
     summed = terms.index_select(0, row).cumsum_(0).index_select(0, ends)  # (W, 2): each word's sums, plus those before
     summed = torch.diff(summed, dim=0, prepend=torch.zeros(1, 2, dtype=torch.long)) % torch.tensor(MODULI)
