@@ -85,7 +85,7 @@ def test_bench_constraints_compares_the_cases_given(invoke, trained_run):
     assert set(report["distribution"][0]["rows"]) == {"exact", "1 particle, closing", "2 particles, closing",
                                                        "1 particle, lookahead", "2 particles, lookahead"}
     assert "suffix ez, contains rr, min-length 6, 1 particle, lookahead" in report["speed"]
-    for case in ("--suffix", "--prefix VA", "--min-length many", "--suffix 'o"):
+    for case in ("--suffix", "--prefix VA", "--min-length many", "--suffix 'o", ""):
         bad = invoke("bench-constraints", trained_run, "--case", case)
         assert bad.exit_code == 2 and f"--case {case!r}: " in bad.stderr and "Traceback" not in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and not bad.stdout

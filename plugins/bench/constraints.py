@@ -112,6 +112,9 @@ def parse_case(case: str) -> dict[str, Any]:
             constraint["min_length"] = int(value)
         else:
             constraint[flags[flag]] = value
+    if not constraint:
+        raise UsageError("no constraint to compare with --exact", where=f"--case {case!r}",
+                         hint="e.g. --case '--suffix o --contains ll'")
     return constraint
 
 
