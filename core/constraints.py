@@ -58,7 +58,9 @@ class Constraints:
                  f"--pattern {self.pattern!r}" if self.pattern is not None else "",
                  *(f"--ban {b!r}" for b in self.ban),
                  f"--min-length {self.min_length}" if self.min_length > 1 else "",
-                 f"--max-length {self.max_length}" if self.max_length is not None else ""]
+                 f"--max-length {self.max_length}" if self.max_length is not None else "",
+                 f"and {len(self.exclude):,} excluded word{'s' * (len(self.exclude) != 1)} (--exclude, --novel)"
+                 if self.exclude else ""]
         return " ".join(p for p in parts if p)
 
 

@@ -405,6 +405,8 @@ def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monk
     (["--contains", ""], 2, "--contains '': an empty string"),
     (["--pattern", "(a"], 2, "--pattern '(a': cannot read the regular expression"),
     (["--exclude", "MISSING"], 2, "--exclude MISSING: cannot read the file"),
+    (["--prefix", "MADRI", "--suffix", "D", "--max-length", "6", "--exclude", "KNOWN"], 2,
+     "has 7 letters, more than --max-length (6): --prefix 'MADRI' --suffix 'D' --max-length 6 and 1 excluded word"),
     (["--pattern", "madrid|murcia", "--unique", "-n", "3"], 2, "only 2 words of at most 50 letters meet"),
     (["--suffix", "ZZ", "--exact", "--max-draws", "300", "-n", "5"], 1, "--exact: only 0 of the 5 words asked for met"),
     (["--suffix", "A", "--particles", "0"], 2, "option --particles: must be at least 1, got 0"),
@@ -412,6 +414,7 @@ def test_a_sampler_without_constraints_is_refused_unless_exact(trained_run, monk
 ])
 def test_bad_constraints_are_one_clear_line(invoke, trained_run, tmp_path, args, code, message):
     (tmp_path / "EMPTY").write_text("\n# nothing\n", encoding="utf-8")
+    (tmp_path / "KNOWN").write_text("MADRID\n", encoding="utf-8")
     result = invoke("sample", trained_run, *args)
     assert result.exit_code == code, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
