@@ -86,14 +86,11 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     excluded word, K drafts are drawn for each word, like any other words (on the tree, in the
     batch), from ``transform(logits) -> logits``, the sampler's distribution before the
     cumulative sum, and each word is the draft chosen by weight among its K, towards the
-    sampler's distribution conditioned on the constraint. ``proposal`` says how a draft draws
-    its letters: ``"lookahead"`` (``letras.plugins.samplers.lookahead``), each letter weighted
-    by how often the sampler's own words go on from there to an accepted word (closing, for an
-    automaton too large for its counts: ``Outlook.fits``), or ``"closing"``
-    (``letras.plugins.samplers.particles``), where a draft that cannot end where the model
-    would end it keeps to the letters that finish it soonest. Exclusion alone moves only the
-    excluded words' ends: it is steered. Without ``particles`` (greedy, a plugin's sampler),
-    each letter is steered alone, from the sampler's distribution over the masked logits.
+    sampler's distribution conditioned on the constraint; ``proposal`` says how a draft draws
+    its letters (``"lookahead"``: ``letras.plugins.samplers.lookahead``; ``"closing"``:
+    ``letras.plugins.samplers.particles``). Exclusion alone moves only the excluded words'
+    ends: it is steered. Without ``particles`` (greedy, a plugin's sampler), each letter is
+    steered alone, from the sampler's distribution over the masked logits.
     """
     if proposal not in ("closing", "lookahead"):
         raise ValueError(f"unknown proposal {proposal!r}: closing or lookahead")
@@ -108,35 +105,42 @@ def draw_words(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.T
     k = particles if mask is not None and particles is not None and mask.closes(prefix_ids) else None
     if k is not None and transform is None:
         raise ValueError("particles need the sampler's transform of the logits")
-    outlook = None
-    if k is not None and proposal == "lookahead":  # psi from the sampler's own words, once for all the parts
-        from .outlook import Outlook
-
-        # its few thousand words in one batch, whatever the batch of the words asked for;
-        # an automaton too large for psi's counts: closing
-        outlook = None if not Outlook.fits(mask, steps) else Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
-            model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
-            boundary=tokenizer.boundary_id, mask=None), transform, generator)
+    policy = _policy(model, tokenizer, cdf, transform, mask, generator, prefix_ids, steps, k, proposal, device)
     per_call = max(batch_size or count, LETTERS_PER_CALL // max(max_length, 1) // (k or 1))
     words: list[str] = []
     for begin in range(0, count, per_call):  # many words: their letters a part at a time
         part = min(per_call, count - begin)
-        if k is None:
-            letters: Any = Steered(cdf, mask, generator)
-        elif outlook is not None:
-            from .lookahead import LookaheadDrafts
-
-            letters = LookaheadDrafts(transform, outlook, generator, k=k, words=part, device=device)
-        else:
-            from .particles import Drafts
-
-            letters = Drafts(transform, mask, generator, k=k, words=part, device=device)
+        letters = policy(part)
         drawn = _draw_words(model, letters, prefix_ids, steps, count=part * (k or 1), device=device,
                             batch_size=batch_size, boundary=tokenizer.boundary_id, mask=mask)
         if k is not None:
             drawn = drawn[letters.choose()]
         words += decode_words(tokenizer, prefix, drawn[:, :steps], tokenizer.boundary_id)
     return words
+
+
+def _policy(model: Any, tokenizer: Any, cdf: Callable[[torch.Tensor], torch.Tensor],
+            transform: Callable[[torch.Tensor], torch.Tensor] | None, mask: Any, generator: torch.Generator | None,
+            prefix_ids: list[int], steps: int, k: int | None, proposal: str, device: Any) -> Callable[[int], Any]:
+    """(words) -> how ``words`` words draw their letters (``draw_words``): steered without
+    ``k`` particles, else K drafts a word by the ``proposal``. The look-ahead's psi is counted
+    here once, from the sampler's own words, for all the parts."""
+    if k is None:
+        return lambda words: Steered(cdf, mask, generator)
+    if proposal == "lookahead":
+        from .outlook import Outlook
+
+        if Outlook.fits(mask, steps):  # else an automaton too large for psi's counts: closing
+            from .lookahead import LookaheadDrafts
+
+            # its few thousand words in one batch, whatever the batch of the words asked for
+            outlook = Outlook.estimate(mask, steps, lambda letters, n: _draw_words(
+                model, letters, prefix_ids, steps, count=n, device=device, batch_size=None,
+                boundary=tokenizer.boundary_id, mask=None), transform, generator)
+            return lambda words: LookaheadDrafts(transform, outlook, generator, k=k, words=words, device=device)
+    from .particles import Drafts
+
+    return lambda words: Drafts(transform, mask, generator, k=k, words=words, device=device)
 
 
 class Steered:
