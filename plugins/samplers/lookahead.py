@@ -57,7 +57,7 @@ class LookaheadDrafts:
     def in_tree(self, tree: Any) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, None]]:
         """pick(drafts, nodes) -> (ids, None) for ``prefix_tree.walk``: the drafts at a node
         share its q, computed once for all."""
-        states, left = tree.constraint[:, 0], self.outlook.room - _depths(tree.child)
+        states, left = tree.constraint[:, 0], self.outlook.room - tree.depth
         cdf, look, total = self._proposal(tree.logits, tree.codes, states, left)
 
         def pick(drafts: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -132,15 +132,3 @@ class LookaheadDrafts:
         noise = -torch.log(-torch.log(uniform))
         key = torch.where(weight.max(dim=0).values == float("-inf"), noise, weight + noise)
         return key.argmax(dim=0) * self.words + torch.arange(self.words, device=key.device)
-
-
-def _depths(child: torch.Tensor) -> torch.Tensor:
-    """(N,) each node's letters past the root, from the tree's links ``child`` (N, V)."""
-    depth = torch.zeros(len(child), dtype=torch.long, device=child.device)
-    level, d = torch.zeros(1, dtype=torch.long, device=child.device), 0
-    while len(level):
-        level = child.index_select(0, level).flatten()
-        level = level[level >= 0]
-        d += 1
-        depth[level] = d
-    return depth

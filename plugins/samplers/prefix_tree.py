@@ -35,6 +35,7 @@ class PrefixTree:
     child: torch.Tensor  # (N, V): the node each letter leads to, or -1 where it leaves the tree
     constraint: torch.Tensor | None = None  # (N, 3): each node's state in the constraints' automaton
     codes: torch.Tensor | None = None  # (N, V) uint8: what the constraints say of each letter there
+    depth: torch.Tensor | None = None  # (N,): each node's letters past the root
 
     def __len__(self) -> int:
         return len(self.logits)
@@ -60,7 +61,8 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
     codes = None if mask is None else [mask.codes(at, room)]
     child = [torch.full((1, vocab), -1, dtype=torch.long, device=logits.device)]
     if select_rows(state, torch.zeros(1, dtype=torch.long, device=logits.device), 1) is None:
-        return PrefixTree(logits, None, child[0], at, None if codes is None else codes[0])
+        return PrefixTree(logits, None, child[0], at, None if codes is None else codes[0],
+                          torch.zeros(1, dtype=torch.long, device=logits.device))
     levels, states, constraint = [logits], [state], [at]
     if max_nodes is None:
         # a node's state, logits, links and (under constraints) codes
@@ -87,8 +89,11 @@ def grow(model: Any, logits: torch.Tensor, state: Any, *, words: int, depth: int
         states.append(after)
         child.append(torch.full((len(grown), vocab), -1, dtype=torch.long, device=logits.device))
         left -= len(grown)
+    depth = torch.cat([torch.full((len(level),), d, dtype=torch.long, device=logits.device)
+                       for d, level in enumerate(levels)])
     return PrefixTree(torch.cat(levels), join_rows(states), torch.cat(child),
-                      None if mask is None else torch.cat(constraint), None if mask is None else torch.cat(codes))
+                      None if mask is None else torch.cat(constraint), None if mask is None else torch.cat(codes),
+                      depth)
 
 
 def _allowed(logits: torch.Tensor, mask: Any, codes: list[torch.Tensor] | None) -> torch.Tensor:
