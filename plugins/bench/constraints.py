@@ -6,8 +6,8 @@ Speed: 10,000 words under ``--suffix ez --contains rr --min-length 6`` at one pa
 it draws most often are the ones it draws on the exclusion list, the hardest case: its words
 grow longer), and the same words reversed, which it all but never draws (the mechanism's cost
 alone); each timed right after 10,000 words without constraints; the median of the pairs'
-ratios is kept. On a CPU the time is the process's own CPU time on one thread, which other jobs on the
-machine move far less than the wall clock. The exclusion's time includes compiling it.
+ratios is kept. On a CPU the time is the process's own CPU time on one thread, which other
+jobs on the machine move far less than the wall clock. The exclusion's time includes compiling it.
 
 Distribution: for ``--suffix illa`` and for the speed constraint, the words at each number of
 particles in ``--compare`` against ``--exact`` (rejection: the model's distribution
@@ -76,7 +76,7 @@ def bench_constraints(run_dir: str, count: int, exclude_words: int, repeats: int
 
         torch.set_num_threads(1)  # see speed(): timed on one thread
     particles = particles or _default(trained, "particles", 1)
-    proposals = proposals or (_default(trained, "proposal", "closing"),)
+    proposals = proposals or (_default(trained, "proposal", "lookahead"),)
     say = lambda text: click.echo(text, err=True)
     say(f"drawing {exclude_words:,} distinct words to exclude")
     excluded = distinct_words(trained, exclude_words, device)
